@@ -1,0 +1,49 @@
+# Every target creates .venv when it is missing, so each works on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint format translations-extract translations-compile clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-app: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-app
+
+run: $(VENV)/.installed-app
+	$(FLASK) db upgrade
+	$(FLASK) seed
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Translators: extract new strings, edit the .po files, then compile (the .mo files are committed
+# so that a plain `pip install` serves all three languages).
+translations-extract: $(VENV)/.installed-app
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o jeg_contacts/translations/messages.pot .
+	$(BIN)/pybabel update -i jeg_contacts/translations/messages.pot -d jeg_contacts/translations --no-fuzzy-matching
+
+translations-compile: $(VENV)/.installed-app
+	$(BIN)/pybabel compile -d jeg_contacts/translations --statistics
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

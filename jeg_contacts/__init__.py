@@ -1,0 +1,107 @@
+"""jeg-contacts: contact and mailing manager of the Joint Expert Group on Water and
+Industrial Accidents."""
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template, request, url_for
+from flask_babel import get_locale
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import Engine, event
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from jeg_contacts.config import load_config
+from jeg_contacts.extensions import babel, csrf, db, migrate
+from jeg_contacts.i18n import LANGUAGE_NAMES, remember_requested_language, select_locale
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        # WAL and a busy timeout let web requests and a worker share the file without
+        # "database is locked"; SQLite leaves foreign keys off unless asked.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application; `test_config` overrides the environment's settings."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(Path(app.instance_path)))
+    if test_config:
+        app.config.update(test_config)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    app.before_request(remember_requested_language)
+
+    from jeg_contacts import ratelimit  # noqa: F401  (its table belongs to the metadata)
+    from jeg_contacts.contacts.cli import seed_command
+    from jeg_contacts.mailer.cli import outbox_command
+    from jeg_contacts.pages.views import bp as pages_bp
+    from jeg_contacts.signup.views import bp as signup_bp
+
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(signup_bp)
+    app.cli.add_command(seed_command)
+    app.cli.add_command(outbox_command)
+
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    _register_template_helpers(app)
+    _register_error_pages(app)
+    return app
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from jeg_contacts.contacts.services import PRIVACY_NOTICE_VERSION
+
+    def language_url(code: str) -> str:
+        """The current page in another language (the landing page for error pages)."""
+        if request.endpoint and request.method == "GET":
+            return url_for(request.endpoint, **(request.view_args or {}), lang=code)
+        return url_for("pages.index", lang=code)
+
+    @app.context_processor
+    def inject_language() -> dict[str, Any]:
+        return {
+            "current_language": str(get_locale() or "en"),
+            "language_names": LANGUAGE_NAMES,
+            "language_url": language_url,
+            "privacy_version": PRIVACY_NOTICE_VERSION,
+        }
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> tuple[str, int]:
+        return render_template("errors/csrf.html"), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
+        if error.code is None or error.code < 400:
+            return error
+        headers = {"Retry-After": "600"} if error.code == 429 else {}
+        return render_template("errors/http.html", error=error), error.code, headers
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        return render_template("errors/http.html", error=None), 500

@@ -1,0 +1,82 @@
+"""Configuration: safe defaults, then the environment; unsafe production settings refuse."""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+SMTP_SECURITY_MODES = ("none", "starttls", "tls")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment asks for something the app must not run with."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _database_url(instance_path: Path) -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'jeg_contacts.db'}"
+    # Hosts hand out plain postgres:// URLs; SQLAlchemy needs the psycopg 3 driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _secret_key(instance_path: Path, production: bool) -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if production:
+        raise ConfigurationError("SECRET_KEY must be set when JEG_ENV=production")
+    # Development: generate once and keep it, so sessions and emailed links survive restarts.
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: Path) -> dict[str, Any]:
+    """Build the app configuration from the environment (see README for every variable)."""
+    production = os.environ.get("JEG_ENV", "development") == "production"
+    smtp_security = os.environ.get("SMTP_SECURITY", "none").lower()
+    if smtp_security not in SMTP_SECURITY_MODES:
+        raise ConfigurationError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
+    smtp_host = os.environ.get("SMTP_HOST", "")
+    default_port = {"none": 25, "starttls": 587, "tls": 465}[smtp_security]
+    return {
+        "JEG_ENV": "production" if production else "development",
+        "SECRET_KEY": _secret_key(instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
+        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "JEG secretariat <jeg-contacts@localhost>"),
+        "SMTP_HOST": smtp_host,
+        "SMTP_PORT": _env_int("SMTP_PORT", default_port),
+        "SMTP_USERNAME": os.environ.get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_SECURITY": smtp_security,
+        "SMTP_TIMEOUT": _env_int("SMTP_TIMEOUT", 30),
+        "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(instance_path / "outbox")),
+        "CONFIRM_LINK_MAX_AGE_DAYS": _env_int("CONFIRM_LINK_MAX_AGE_DAYS", 7),
+        "EMAILS_PER_ADDRESS_PER_DAY": _env_int("EMAILS_PER_ADDRESS_PER_DAY", 3),
+        "SIGNUP_RATE_LIMIT": _env_int("SIGNUP_RATE_LIMIT", 30),
+        "SIGNUP_RATE_WINDOW_SECONDS": _env_int("SIGNUP_RATE_WINDOW_SECONDS", 600),
+        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "EMAIL_CHECK_DELIVERABILITY": os.environ.get("EMAIL_CHECK_DELIVERABILITY", "0") == "1",
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+    }

@@ -1,0 +1,1 @@
+"""The stakeholder directory's core records: organisations, contacts, topics, consent."""

@@ -1,0 +1,43 @@
+"""`flask seed`: the reference data every installation needs."""
+
+import json
+from importlib import resources
+
+import click
+from flask.cli import with_appcontext
+import sqlalchemy as sa
+
+from jeg_contacts.contacts.models import Topic, TopicGroup
+from jeg_contacts.extensions import db
+
+
+def seed_topics() -> int:
+    """Insert the JEG interest topics that are missing; existing ones are left as staff set them."""
+    raw = resources.files("jeg_contacts").joinpath("data/topics.json").read_text()
+    known = set(db.session.scalars(sa.select(Topic.slug)))
+    added = 0
+    for position, topic in enumerate(json.loads(raw)["topics"], start=1):
+        if topic["slug"] in known:
+            continue
+        db.session.add(
+            Topic(
+                slug=topic["slug"],
+                label_en=topic["en"],
+                label_fr=topic["fr"],
+                label_ru=topic["ru"],
+                group=TopicGroup(topic["group"]),
+                position=position * 10,
+                active=True,
+            )
+        )
+        added += 1
+    return added
+
+
+@click.command("seed")
+@with_appcontext
+def seed_command() -> None:
+    """Add the JEG interest topics (safe to run again)."""
+    added = seed_topics()
+    db.session.commit()
+    click.echo(f"Seeded {added} new topic(s).")

@@ -1,0 +1,239 @@
+"""Rules shared by every way a contact is created or changed (sign-up, back office, import)."""
+
+import hashlib
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import gettext as _
+
+from jeg_contacts.contacts.models import (
+    ConsentAction,
+    ConsentEvent,
+    Contact,
+    ContactStatus,
+    ErasedAddress,
+    Organisation,
+    StakeholderType,
+    Topic,
+)
+from jeg_contacts.countries import iso_codes
+from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.extensions import db, utcnow
+
+# Bumped whenever the privacy notice changes; every consent event records the version agreed to.
+PRIVACY_NOTICE_VERSION = "2026-11"
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def normalise_email(raw: str) -> str:
+    """The address in canonical form, or ValidationFailed('email') with a reason."""
+    candidate = (raw or "").strip()
+    if not candidate:
+        raise ValidationFailed("email", _("Enter your email address."))
+    if _CONTROL_CHARS.search(candidate):
+        raise ValidationFailed("email", _("The email address must be on one line."))
+    try:
+        result = validate_email(
+            candidate,
+            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
+            allow_smtputf8=False,
+        )
+    except EmailNotValidError:
+        raise ValidationFailed(
+            "email", _("Enter a valid email address, like name@example.org.")
+        ) from None
+    return result.ascii_email
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive key an address is unique on."""
+    return email.casefold()
+
+
+def email_hash(email: str) -> str:
+    """One-way hash kept after erasure to recognise the address without storing it."""
+    return hashlib.sha256(email_key(email).encode()).hexdigest()
+
+
+def is_erased_address(email: str) -> bool:
+    return db.session.get(ErasedAddress, email_hash(email)) is not None
+
+
+def normalise_organisation_name(name: str) -> str:
+    """Casefolded, accent-free, single-spaced: the key organisations are deduplicated on."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    without_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(without_accents.split())
+
+
+def clean_line(field: str, value: str | None, *, max_length: int, required: bool = False) -> str:
+    """A single-line text field, stripped; rejects line breaks, control characters and excess."""
+    text = (value or "").strip()
+    if _CONTROL_CHARS.search(text):
+        raise ValidationFailed(field, _("This field must be a single line of text."))
+    if required and not text:
+        raise ValidationFailed(field, _("This field is required."))
+    if len(text) > max_length:
+        raise ValidationFailed(field, _("Use at most %(count)d characters.", count=max_length))
+    return text
+
+
+def clean_person_name(field: str, value: str | None, *, required: bool = True) -> str:
+    text = clean_line(field, value, max_length=100, required=required)
+    if "<" in text or ">" in text:
+        raise ValidationFailed(field, _("Names cannot contain the characters < or >."))
+    return text
+
+
+def check_country(field: str, code: str | None, *, required: bool = False) -> str | None:
+    if not code:
+        if required:
+            raise ValidationFailed(field, _("Choose a country."))
+        return None
+    if code not in iso_codes():
+        raise ValidationFailed(field, _("Choose a country from the list."))
+    return code
+
+
+def find_or_create_organisation(
+    name: str, stakeholder_type: StakeholderType, country: str | None, website: str | None = None
+) -> Organisation:
+    """The organisation with this normalised name in this country, created if new."""
+    key = normalise_organisation_name(name)
+    organisation = db.session.scalar(
+        sa.select(Organisation).where(
+            Organisation.normalised_name == key,
+            Organisation.country.is_(None) if country is None else Organisation.country == country,
+        )
+    )
+    if organisation is None:
+        organisation = Organisation(
+            name=name,
+            normalised_name=key,
+            stakeholder_type=stakeholder_type,
+            country=country,
+            website=website or None,
+        )
+        db.session.add(organisation)
+    elif website and not organisation.website:
+        organisation.website = website
+    return organisation
+
+
+def active_topics() -> list[Topic]:
+    """Topics offered for subscription, in display order."""
+    return list(
+        db.session.scalars(sa.select(Topic).where(Topic.active).order_by(Topic.position, Topic.id))
+    )
+
+
+def topics_by_ids(topic_ids: Iterable[int]) -> list[Topic]:
+    """Active topics for these ids; unknown or archived ids are a validation error."""
+    wanted = set(topic_ids)
+    if not wanted:
+        raise ValidationFailed("topics", _("Choose at least one topic."))
+    found = list(
+        db.session.scalars(
+            sa.select(Topic).where(Topic.id.in_(wanted), Topic.active).order_by(Topic.position)
+        )
+    )
+    if len(found) != len(wanted):
+        raise ValidationFailed("topics", _("Choose topics from the list."))
+    return found
+
+
+def new_link_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def record_consent(
+    contact: Contact, action: ConsentAction, source: str, detail: str | None = None
+) -> ConsentEvent:
+    event = ConsentEvent(
+        contact=contact,
+        action=action,
+        wording_version=PRIVACY_NOTICE_VERSION,
+        source=source,
+        detail=detail,
+    )
+    db.session.add(event)
+    return event
+
+
+def describe_subscription(contact: Contact) -> str:
+    """A short, personal-data-free summary for the consent log."""
+    slugs = ", ".join(topic.slug for topic in contact.topics)
+    return f"topics: {slugs}; language: {contact.language}"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def contact_data_export(contact: Contact) -> dict[str, Any]:
+    """Everything stored about a contact, as one JSON-ready document."""
+    organisation = contact.organisation
+    return {
+        "exported_at": utcnow().isoformat(),
+        "contact": {
+            "salutation": contact.salutation,
+            "given_name": contact.given_name,
+            "family_name": contact.family_name,
+            "job_title": contact.job_title,
+            "email": contact.email,
+            "phone": contact.phone,
+            "country": contact.country,
+            "language": contact.language,
+            "status": contact.status.value,
+            "created_at": _iso(contact.created_at),
+            "confirmed_at": _iso(contact.confirmed_at),
+            "updated_at": _iso(contact.updated_at),
+        },
+        "organisation": None
+        if organisation is None
+        else {
+            "name": organisation.name,
+            "stakeholder_type": organisation.stakeholder_type.value,
+            "country": organisation.country,
+            "website": organisation.website,
+        },
+        "topics": [{"slug": topic.slug, "label": topic.label_en} for topic in contact.topics],
+        "consent_log": [
+            {
+                "at": _iso(event.at),
+                "action": event.action.value,
+                "wording_version": event.wording_version,
+                "source": event.source,
+                "detail": event.detail,
+            }
+            for event in contact.consent_events
+        ],
+    }
+
+
+def erase_contact(contact: Contact, source: str) -> None:
+    """Remove a contact's personal data for good, keeping only a hash of the address."""
+    if contact.status is ContactStatus.ERASED:
+        return
+    if contact.email and not is_erased_address(contact.email):
+        db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
+    contact.salutation = None
+    contact.given_name = ""
+    contact.family_name = ""
+    contact.job_title = None
+    contact.email = None
+    contact.email_key = None
+    contact.phone = None
+    contact.country = None
+    contact.organisation = None
+    contact.topics = []
+    contact.status = ContactStatus.ERASED
+    contact.link_secret = new_link_secret()
+    record_consent(contact, ConsentAction.ERASE, source)

@@ -1,0 +1,24 @@
+"""Languages of the public pages and emails, and how a request's language is chosen."""
+
+from flask import g, request, session
+
+LANGUAGES = ("en", "fr", "ru")
+LANGUAGE_NAMES = {"en": "English", "fr": "Français", "ru": "Русский"}
+
+
+def remember_requested_language() -> None:
+    """Keep a `?lang=` choice for the rest of the visit (before_request hook)."""
+    requested = request.args.get("lang")
+    if requested in LANGUAGES and session.get("lang") != requested:
+        session["lang"] = requested
+
+
+def select_locale() -> str:
+    """The contact's own choice, else `?lang=` (remembered), else Accept-Language."""
+    contact_language = g.get("contact_language")
+    if contact_language in LANGUAGES:
+        return contact_language
+    requested = request.args.get("lang") or session.get("lang")
+    if requested in LANGUAGES:
+        return requested
+    return request.accept_languages.best_match(LANGUAGES) or "en"

@@ -1,0 +1,85 @@
+"""Where mail goes: an SMTP server, or a local Maildir outbox when none is configured."""
+
+import mailbox
+import smtplib
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from jeg_contacts.extensions import db
+from jeg_contacts.mailer.messages import sender_address, serialise
+
+_PENDING = "jeg_contacts.pending_mail"
+
+
+def _recipients(message: EmailMessage) -> list[str]:
+    headers = [*message.get_all("To", []), *message.get_all("Cc", [])]
+    return [addr for _name, addr in getaddresses([str(value) for value in headers])]
+
+
+def _send_smtp(messages: Sequence[EmailMessage]) -> None:
+    config = current_app.config
+    host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
+    if config["SMTP_SECURITY"] == "tls":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        if config["SMTP_SECURITY"] == "starttls":
+            smtp.starttls(context=ssl.create_default_context())
+        if config["SMTP_USERNAME"]:
+            smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+        envelope_from = sender_address().addr_spec
+        for message in messages:
+            smtp.sendmail(envelope_from, _recipients(message), serialise(message))
+
+
+def _send_maildir(messages: Sequence[EmailMessage]) -> None:
+    outbox = mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True)
+    for message in messages:
+        outbox.add(serialise(message))
+
+
+def deliver(messages: Sequence[EmailMessage]) -> None:
+    """Send now: over SMTP when SMTP_HOST is set, else into the Maildir outbox."""
+    if not messages:
+        return
+    if current_app.config["SMTP_HOST"]:
+        _send_smtp(messages)
+    else:
+        _send_maildir(messages)
+
+
+def send_after_commit(message: EmailMessage) -> None:
+    """Deliver `message` once the current transaction commits; drop it if it rolls back."""
+    session = db.session()
+    if not session.in_transaction():
+        # Tie the message to a transaction even before any query, so a rollback discards it.
+        session.begin()
+    session.info.setdefault(_PENDING, []).append(message)
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver_pending(session: Session) -> None:
+    messages = session.info.pop(_PENDING, [])
+    if not messages:
+        return
+    try:
+        deliver(messages)
+    except Exception:
+        # The data is already committed; a lost notification is recoverable ("send me a new
+        # link"), a 500 after a successful sign-up is not.
+        current_app.logger.exception("could not deliver %d message(s)", len(messages))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_pending(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_PENDING, None)

@@ -1,0 +1,1 @@
+"""Landing page, privacy notice and health check."""

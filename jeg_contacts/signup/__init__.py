@@ -1,0 +1,1 @@
+"""Public self-service: sign up, confirm, manage preferences, unsubscribe, erase."""

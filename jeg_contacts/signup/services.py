@@ -1,0 +1,239 @@
+"""Self-service behaviour: register, confirm, change preferences, unsubscribe, erase."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from jeg_contacts import ratelimit
+from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, StakeholderType
+from jeg_contacts.contacts.services import (
+    check_country,
+    clean_line,
+    clean_person_name,
+    describe_subscription,
+    email_key,
+    erase_contact,
+    find_or_create_organisation,
+    new_link_secret,
+    normalise_email,
+    record_consent,
+    topics_by_ids,
+)
+from jeg_contacts.errors import InvalidLink, ValidationFailed
+from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
+from jeg_contacts.signup.tokens import confirm_token, manage_token
+
+SALUTATIONS = ("ms", "mr", "mx", "dr", "prof")
+SELF_SERVICE = "self-service"
+ONE_CLICK = "one-click unsubscribe (RFC 8058)"
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    """What a contact may state and change about themselves."""
+
+    organisation_name: str
+    stakeholder_type: str
+    organisation_country: str | None
+    given_name: str
+    family_name: str
+    language: str
+    topic_ids: list[int] = field(default_factory=list)
+    organisation_website: str | None = None
+    salutation: str | None = None
+    job_title: str | None = None
+    phone: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class SignupData(ProfileData):
+    email: str = ""
+    consent: bool = False
+
+
+def _apply_profile(contact: Contact, data: ProfileData) -> None:
+    """Validate `data` in full, then copy it onto `contact`; raises before changing anything."""
+    organisation_name = clean_line(
+        "organisation_name", data.organisation_name, max_length=200, required=True
+    )
+    if "<" in organisation_name or ">" in organisation_name:
+        raise ValidationFailed(
+            "organisation_name", _("Names cannot contain the characters < or >.")
+        )
+    try:
+        stakeholder_type = StakeholderType(data.stakeholder_type)
+    except ValueError:
+        raise ValidationFailed("stakeholder_type", _("Choose a type from the list.")) from None
+    organisation_country = check_country(
+        "organisation_country", data.organisation_country, required=True
+    )
+    website = clean_line("organisation_website", data.organisation_website, max_length=300)
+    if website and not website.startswith(("https://", "http://")):
+        raise ValidationFailed(
+            "organisation_website", _("Enter a web address starting with https://")
+        )
+    salutation = data.salutation or None
+    if salutation is not None and salutation not in SALUTATIONS:
+        raise ValidationFailed("salutation", _("Choose a salutation from the list."))
+    given_name = clean_person_name("given_name", data.given_name)
+    family_name = clean_person_name("family_name", data.family_name)
+    job_title = clean_line("job_title", data.job_title, max_length=200)
+    phone = clean_line("phone", data.phone, max_length=40)
+    if phone and not all(ch.isdigit() or ch in " +-()." for ch in phone):
+        raise ValidationFailed(
+            "phone", _("Use digits, spaces and + - ( ) . only in the phone number.")
+        )
+    country = check_country("country", data.country) or organisation_country
+    if data.language not in LANGUAGES:
+        raise ValidationFailed("language", _("Choose a language from the list."))
+    topics = topics_by_ids(data.topic_ids)
+
+    contact.organisation = find_or_create_organisation(
+        organisation_name, stakeholder_type, organisation_country, website or None
+    )
+    contact.salutation = salutation
+    contact.given_name = given_name
+    contact.family_name = family_name
+    contact.job_title = job_title or None
+    contact.phone = phone or None
+    contact.country = country
+    contact.language = data.language
+    contact.topics = topics
+
+
+def contact_by_email(email: str) -> Contact | None:
+    return db.session.scalar(sa.select(Contact).where(Contact.email_key == email_key(email)))
+
+
+def register(data: SignupData) -> Contact:
+    """Handle a sign-up: new or lapsed addresses get a confirmation link, active ones a
+    preferences link. The caller shows the same answer whatever happened."""
+    if not data.consent:
+        raise ValidationFailed("consent", _("Tick the box to agree, or we cannot send you news."))
+    email = normalise_email(data.email)
+    contact = contact_by_email(email)
+    if contact is not None and contact.status is ContactStatus.ACTIVE:
+        send_preferences_link(contact)
+        return contact
+    if contact is None:
+        # Added to the session only once valid, so no autoflush writes a half-filled row.
+        contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
+    _apply_profile(contact, data)
+    db.session.add(contact)
+    contact.email = email
+    contact.status = ContactStatus.PENDING
+    db.session.flush()
+    record_consent(contact, ConsentAction.SIGNUP, SELF_SERVICE, describe_subscription(contact))
+    send_confirmation(contact)
+    return contact
+
+
+def _may_email(contact: Contact) -> bool:
+    """At most EMAILS_PER_ADDRESS_PER_DAY self-service emails to one address per 24 hours."""
+    return ratelimit.allow(
+        "address-mail",
+        contact.email_key or "",
+        current_app.config["EMAILS_PER_ADDRESS_PER_DAY"],
+        timedelta(days=1),
+    )
+
+
+def _queue_email(contact: Contact, template: str, subject: LazyString, **context: object) -> None:
+    with force_locale(contact.language):
+        localised_subject = str(subject)
+    text, html = render_email(template, contact.language, contact=contact, **context)
+    send_after_commit(
+        build_message(
+            to_email=contact.email or "",
+            to_name=contact.full_name,
+            subject=localised_subject,
+            text=text,
+            html=html,
+        )
+    )
+
+
+def send_confirmation(contact: Contact) -> bool:
+    """Email a fresh confirmation link, unless the address had its share today."""
+    if not _may_email(contact):
+        return False
+    _queue_email(
+        contact,
+        "confirm",
+        _l("Please confirm your subscription to JEG news"),
+        confirm_url=external_url("signup.confirm", token=confirm_token(contact)),
+        days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"],
+    )
+    return True
+
+
+def send_preferences_link(contact: Contact, *, rotate: bool = False) -> bool:
+    """Email the contact's preference link; `rotate` first revokes every earlier link."""
+    if not _may_email(contact):
+        return False
+    if rotate:
+        contact.link_secret = new_link_secret()
+    token = manage_token(contact)
+    _queue_email(
+        contact,
+        "preferences_link",
+        _l("Your link to manage your JEG subscription"),
+        preferences_url=external_url("signup.preferences", token=token),
+        unsubscribe_url=external_url("signup.unsubscribe", token=token),
+    )
+    return True
+
+
+def request_new_link(raw_email: str) -> None:
+    """Send whichever link fits the address's state; silently nothing for unknown addresses."""
+    email = normalise_email(raw_email)
+    contact = contact_by_email(email)
+    if contact is None:
+        return
+    if contact.status is ContactStatus.PENDING:
+        send_confirmation(contact)
+    else:
+        send_preferences_link(contact, rotate=True)
+
+
+def confirm(contact: Contact) -> None:
+    """Activate a pending contact; confirming twice is harmless."""
+    if contact.status is ContactStatus.ACTIVE:
+        return
+    if contact.status is not ContactStatus.PENDING:
+        raise InvalidLink("contact is no longer pending")
+    contact.status = ContactStatus.ACTIVE
+    contact.confirmed_at = utcnow()
+    record_consent(contact, ConsentAction.CONFIRM, SELF_SERVICE, describe_subscription(contact))
+
+
+def update_preferences(contact: Contact, data: ProfileData) -> None:
+    """Save a contact's own changes; saving topics after unsubscribing subscribes again."""
+    _apply_profile(contact, data)
+    if contact.status in (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED):
+        contact.status = ContactStatus.ACTIVE
+        action = ConsentAction.RESUBSCRIBE
+    else:
+        action = ConsentAction.PREFERENCES_CHANGED
+    record_consent(contact, action, SELF_SERVICE, describe_subscription(contact))
+
+
+def unsubscribe(contact: Contact, source: str = SELF_SERVICE) -> None:
+    """Stop all mail to the contact; topics are kept so a later change of mind restores them."""
+    if contact.status is ContactStatus.UNSUBSCRIBED:
+        return
+    contact.status = ContactStatus.UNSUBSCRIBED
+    record_consent(contact, ConsentAction.UNSUBSCRIBE, source)
+
+
+def erase_self(contact: Contact) -> None:
+    erase_contact(contact, SELF_SERVICE)

@@ -1,0 +1,204 @@
+"""Shared fixtures: a fresh app and database per test, a real SMTP server, form helpers."""
+
+import email
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+
+from jeg_contacts import create_app
+from jeg_contacts.contacts.cli import seed_topics
+from jeg_contacts.extensions import db
+
+_ENVIRONMENT = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "JEG_ENV",
+    "BASE_URL",
+    "MAIL_FROM",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_SECURITY",
+    "OUTBOX_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests see only the settings they set themselves."""
+    for name in _ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+
+
+def make_app(tmp_path: Path, **overrides: object) -> Flask:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "BASE_URL": "http://jeg.test",
+        "MAIL_FROM": "JEG secretariat <jeg@unece.test>",
+    }
+    config.update(overrides)
+    app = create_app(config)
+    with app.app_context():
+        db.create_all()
+        seed_topics()
+        db.session.commit()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(tmp_path)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+class RecordingHandler:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self._received = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        with self._received:
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.messages.append(
+                email.message_from_bytes(envelope.original_content, policy=policy.default)
+            )
+            self._received.notify_all()
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        with self._received:
+            while len(self.messages) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"expected {count} message(s), got {len(self.messages)}")
+                self._received.wait(remaining)
+        return list(self.messages)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[RecordingHandler, int]]:
+    """A real SMTP server on a free loopback port."""
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_app(tmp_path: Path, smtp_server: tuple[RecordingHandler, int]) -> Iterator[Flask]:
+    """An app whose mail goes to the test SMTP server instead of the outbox."""
+    _handler, port = smtp_server
+    app = make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def outbox_messages(app: Flask) -> list[EmailMessage]:
+    """Messages in the app's Maildir outbox, oldest first."""
+    outbox = Path(app.config["OUTBOX_DIR"])
+    files = sorted(
+        (path for folder in ("new", "cur") for path in (outbox / folder).glob("*")),
+        key=lambda path: path.stat().st_mtime_ns,
+    )
+    return [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in files]
+
+
+def text_body(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_body(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def link_in(message: EmailMessage, path: str) -> str:
+    """The first link in the text part whose path starts with `path`, as a relative URL."""
+    match = re.search(rf"http://jeg\.test({re.escape(path)}[^\s\"<]+)", text_body(message))
+    assert match, f"no {path} link in:\n{text_body(message)}"
+    return match.group(1)
+
+
+def csrf_token(client: FlaskClient, url: str) -> str:
+    """The CSRF token of the form on the page at `url` (also sets the session cookie)."""
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def topic_ids(app: Flask, *slugs: str) -> list[int]:
+    from jeg_contacts.contacts.models import Topic
+
+    with app.app_context():
+        topics = db.session.scalars(db.select(Topic).where(Topic.slug.in_(slugs))).all()
+        return [topic.id for topic in topics]
+
+
+def signup_form(app: Flask, **overrides: object) -> dict[str, object]:
+    """A valid sign-up form body; override any field."""
+    form: dict[str, object] = {
+        "organisation_name": "Umweltbundesamt",
+        "stakeholder_type": "national_authority",
+        "organisation_country": "DE",
+        "organisation_website": "https://www.umweltbundesamt.de",
+        "salutation": "ms",
+        "given_name": "Zoë",
+        "family_name": "Müller",
+        "job_title": "Head of industrial safety",
+        "email": "zoe.mueller@example.org",
+        "phone": "+49 340 2103 0",
+        "country": "DE",
+        "language": "en",
+        "topics": [str(i) for i in topic_ids(app, "pipelines", "response-exercises")],
+        "consent": "y",
+    }
+    form.update(overrides)
+    return form
+
+
+def post_signup(client: FlaskClient, app: Flask, **overrides: object):
+    data = signup_form(app, **overrides)
+    data["csrf_token"] = csrf_token(client, "/signup")
+    return client.post("/signup", data=data)
