@@ -17,6 +17,7 @@ from jeg_contacts import create_app
 from jeg_contacts.contacts.models import Topic
 from jeg_contacts.extensions import db
 
+
 @pytest.fixture(autouse=True)
 def keep_logging_config() -> Iterator[None]:
     """Alembic's env.py runs logging.fileConfig, which replaces the root logger's handlers;

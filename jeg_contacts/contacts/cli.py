@@ -4,8 +4,8 @@ import json
 from importlib import resources
 
 import click
-from flask.cli import with_appcontext
 import sqlalchemy as sa
+from flask.cli import with_appcontext
 
 from jeg_contacts.contacts.models import Topic, TopicGroup
 from jeg_contacts.extensions import db

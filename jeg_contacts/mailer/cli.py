@@ -5,8 +5,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
 from flask import current_app
+from flask.cli import with_appcontext
 
 
 def latest_messages(limit: int) -> list[EmailMessage]:
