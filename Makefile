@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# `make run` fills an empty database with synthetic stakeholders; DEMO_DATA=0 skips that.
+DEMO_DATA ?= 1
+DEMO_CONTACTS ?= 2000
 
 .PHONY: run test lint format translations-extract translations-compile clean
 
@@ -23,6 +26,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-app
 	$(FLASK) db upgrade
 	$(FLASK) seed
+ifneq ($(DEMO_DATA),0)
+	$(FLASK) demo-data --contacts $(DEMO_CONTACTS) --if-empty
+endif
+	$(FLASK) users bootstrap-admin
+	@echo "Back office: http://$(HOST):$(PORT)/admin/login    Public sign-up: http://$(HOST):$(PORT)/signup"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import Engine, event
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from jeg_contacts.config import load_config
 from jeg_contacts.extensions import babel, csrf, db, migrate
@@ -29,6 +30,8 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # In WAL mode NORMAL survives an application crash; it skips an fsync per commit.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
 
@@ -47,22 +50,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
+    from jeg_contacts.auth.access import enforce_access, login_manager
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    login_manager.init_app(app)
+    # Access is checked before CSRF, so a refused request is always a login redirect or a 403.
+    app.before_request(enforce_access)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     app.before_request(remember_requested_language)
 
-    from jeg_contacts import ratelimit  # noqa: F401  (its table belongs to the metadata)
-    from jeg_contacts.contacts.cli import seed_command
-    from jeg_contacts.mailer.cli import outbox_command
-    from jeg_contacts.pages.views import bp as pages_bp
-    from jeg_contacts.signup.views import bp as signup_bp
-
-    app.register_blueprint(pages_bp)
-    app.register_blueprint(signup_bp)
-    app.cli.add_command(seed_command)
-    app.cli.add_command(outbox_command)
+    _register_features(app)
 
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -71,8 +70,68 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+class RecordIdConverter(IntegerConverter):
+    """`<int:...>` in routes, bounded so a huge id is a 404, not a database overflow."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def _register_features(app: Flask) -> None:
+    app.url_map.converters["int"] = RecordIdConverter
+
+    from jeg_contacts import ratelimit  # noqa: F401  (its table belongs to the metadata)
+    from jeg_contacts.audit.views import bp as audit_bp
+    from jeg_contacts.auth.cli import users_cli
+    from jeg_contacts.auth.views import bp as auth_bp
+    from jeg_contacts.contacts.cli import seed_command
+    from jeg_contacts.dashboard.views import bp as dashboard_bp
+    from jeg_contacts.demo.cli import demo_data_command
+    from jeg_contacts.directory.views import bp as directory_bp
+    from jeg_contacts.mailer.cli import outbox_command
+    from jeg_contacts.mailing.cli import announcements_cli, worker_command
+    from jeg_contacts.organisations.views import bp as organisations_bp
+    from jeg_contacts.pages.views import bp as pages_bp
+    from jeg_contacts.signup.views import bp as signup_bp
+    from jeg_contacts.topics.views import bp as topics_bp
+
+    for blueprint in (
+        pages_bp,
+        signup_bp,
+        auth_bp,
+        dashboard_bp,
+        directory_bp,
+        organisations_bp,
+        topics_bp,
+        audit_bp,
+    ):
+        app.register_blueprint(blueprint)
+    for command in (
+        seed_command,
+        outbox_command,
+        users_cli,
+        demo_data_command,
+        announcements_cli,
+        worker_command,
+    ):
+        app.cli.add_command(command)
+
+
 def _register_template_helpers(app: Flask) -> None:
+    from jeg_contacts.auth.models import Role
     from jeg_contacts.contacts.services import PRIVACY_NOTICE_VERSION
+
+    @app.template_global()
+    def url_with(**changes: Any) -> str:
+        """The current URL with some query arguments changed (None removes one)."""
+        args = request.args.to_dict(flat=False)
+        for key, value in changes.items():
+            if value is None:
+                args.pop(key, None)
+            else:
+                args[key] = [value]
+        return url_for(request.endpoint, **(request.view_args or {}), **args)
 
     def language_url(code: str) -> str:
         """The current page in another language (the landing page for error pages)."""
@@ -87,6 +146,7 @@ def _register_template_helpers(app: Flask) -> None:
             "language_names": LANGUAGE_NAMES,
             "language_url": language_url,
             "privacy_version": PRIVACY_NOTICE_VERSION,
+            "roles": Role,
         }
 
 

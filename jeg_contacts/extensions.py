@@ -1,6 +1,7 @@
 """Extension objects, created unbound and attached in the application factory."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import Babel
@@ -49,3 +50,16 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def db_enum(enum_class: type[StrEnum], name: str) -> sa.Enum:
+    # VARCHAR plus a CHECK constraint: the same on SQLite and PostgreSQL, no native ENUM type.
+    return sa.Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )

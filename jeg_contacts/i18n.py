@@ -14,7 +14,11 @@ def remember_requested_language() -> None:
 
 
 def select_locale() -> str:
-    """The contact's own choice, else `?lang=` (remembered), else Accept-Language."""
+    """The contact's own choice, else `?lang=` (remembered), else Accept-Language.
+
+    The back office (/admin) is for the secretariat and is in English only."""
+    if request.path.startswith("/admin"):
+        return "en"
     contact_language = g.get("contact_language")
     if contact_language in LANGUAGES:
         return contact_language

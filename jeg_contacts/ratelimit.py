@@ -24,12 +24,10 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def allow(bucket: str, key: str, limit: int, window: timedelta) -> bool:
-    """Record one use of `key` in `bucket` if fewer than `limit` happened within `window`."""
+def recent_count(bucket: str, key: str, window: timedelta) -> int:
+    """How many hits `key` has in `bucket` within `window`; older hits are dropped as we go."""
     key_hash = _hash(key)
-    now = utcnow()
-    since = now - window
-    # Expired hits only ever cost space; drop them as we go.
+    since = utcnow() - window
     db.session.execute(
         sa.delete(RateLimitHit).where(
             RateLimitHit.bucket == bucket,
@@ -37,13 +35,21 @@ def allow(bucket: str, key: str, limit: int, window: timedelta) -> bool:
             RateLimitHit.at < since,
         )
     )
-    used = db.session.scalar(
+    return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(RateLimitHit)
         .where(RateLimitHit.bucket == bucket, RateLimitHit.key_hash == key_hash)
     )
-    if used >= limit:
-        return False
-    db.session.add(RateLimitHit(bucket=bucket, key_hash=key_hash, at=now))
+
+
+def record(bucket: str, key: str) -> None:
+    db.session.add(RateLimitHit(bucket=bucket, key_hash=_hash(key), at=utcnow()))
     db.session.flush()
+
+
+def allow(bucket: str, key: str, limit: int, window: timedelta) -> bool:
+    """Record one use of `key` in `bucket` if fewer than `limit` happened within `window`."""
+    if recent_count(bucket, key, window) >= limit:
+        return False
+    record(bucket, key)
     return True

@@ -1,16 +1,21 @@
 """Shared fixtures: a fresh app and database per test, a real SMTP server, form helpers."""
 
 import email
+import os
 import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlencode
 
+import email_validator
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
@@ -40,19 +45,63 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    # Staff accounts in tests use the reserved .test domain, which email-validator accepts
+    # only in its test mode.
+    monkeypatch.setattr(email_validator, "TEST_ENVIRONMENT", True)
+
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def database_config(tmp_path: Path) -> dict[str, object]:
+    """SQLite in the test's folder, or a schema of its own on TEST_DATABASE_URL (PostgreSQL)."""
+    if not TEST_DATABASE_URL:
+        return {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"}
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(TEST_DATABASE_URL)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    _schemas.append(schema)
+    return {
+        "SQLALCHEMY_DATABASE_URI": TEST_DATABASE_URL,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"options": f"-c search_path={schema}"}},
+    }
+
+
+_schemas: list[str] = []
+_apps: list[Flask] = []
+
+
+@pytest.fixture(autouse=True)
+def release_databases() -> Iterator[None]:
+    """Close every app's connections after each test, then drop its PostgreSQL schema."""
+    yield
+    while _apps:
+        with _apps.pop().app_context():
+            db.session.remove()
+            db.engine.dispose()
+    if _schemas:
+        engine = sa.create_engine(TEST_DATABASE_URL)
+        with engine.begin() as connection:
+            for schema in _schemas:
+                connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+        _schemas.clear()
 
 
 def make_app(tmp_path: Path, **overrides: object) -> Flask:
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        **database_config(tmp_path),
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "BASE_URL": "http://jeg.test",
         "MAIL_FROM": "JEG secretariat <jeg@unece.test>",
     }
     config.update(overrides)
     app = create_app(config)
+    _apps.append(app)
     with app.app_context():
         db.create_all()
         seed_topics()
@@ -61,11 +110,8 @@ def make_app(tmp_path: Path, **overrides: object) -> Flask:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def app(tmp_path: Path) -> Flask:
+    return make_app(tmp_path)
 
 
 @pytest.fixture
@@ -124,13 +170,10 @@ def smtp_server() -> Iterator[tuple[RecordingHandler, int]]:
 
 
 @pytest.fixture
-def smtp_app(tmp_path: Path, smtp_server: tuple[RecordingHandler, int]) -> Iterator[Flask]:
+def smtp_app(tmp_path: Path, smtp_server: tuple[RecordingHandler, int]) -> Flask:
     """An app whose mail goes to the test SMTP server instead of the outbox."""
     _handler, port = smtp_server
-    app = make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
 
 
 def outbox_messages(app: Flask) -> list[EmailMessage]:
@@ -202,3 +245,72 @@ def post_signup(client: FlaskClient, app: Flask, **overrides: object):
     data = signup_form(app, **overrides)
     data["csrf_token"] = csrf_token(client, "/signup")
     return client.post("/signup", data=data)
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def create_staff(app: Flask, email: str, role: str) -> int:
+    """A staff account with STAFF_PASSWORD; returns its id."""
+    from jeg_contacts.auth.models import Role
+    from jeg_contacts.auth.services import create_user
+
+    with app.app_context():
+        user = create_user(email, STAFF_PASSWORD, Role(role))
+        db.session.commit()
+        return user.id
+
+
+def log_in(client: FlaskClient, email: str, password: str = STAFF_PASSWORD):
+    token = csrf_token(client, "/admin/login")
+    return client.post(
+        "/admin/login", data={"csrf_token": token, "email": email, "password": password}
+    )
+
+
+def staff_client(app: Flask, role: str) -> FlaskClient:
+    """A test client logged in as a new staff member with `role`."""
+    email = f"{role}@unece.test"
+    create_staff(app, email, role)
+    client = app.test_client()
+    response = log_in(client, email)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def admin_client(app: Flask) -> FlaskClient:
+    return staff_client(app, "admin")
+
+
+@pytest.fixture
+def editor_client(app: Flask) -> FlaskClient:
+    return staff_client(app, "editor")
+
+
+@pytest.fixture
+def viewer_client(app: Flask) -> FlaskClient:
+    return staff_client(app, "viewer")
+
+
+def subprocess_environment(app: Flask, **extra: str) -> dict[str, str]:
+    """Environment for a `flask --app wsgi ...` child process using `app`'s database."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {})
+    if "options" in options:
+        url += ("&" if "?" in url else "?") + urlencode({"options": options["options"]})
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _ENVIRONMENT and not key.startswith("FLASK_")
+    }
+    environment.update(
+        DATABASE_URL=url,
+        SECRET_KEY=app.config["SECRET_KEY"],
+        BASE_URL=app.config["BASE_URL"],
+        MAIL_FROM=app.config["MAIL_FROM"],
+        OUTBOX_DIR=app.config["OUTBOX_DIR"],
+        INSTANCE_PATH=str(Path(app.instance_path)),
+        **extra,
+    )
+    return environment

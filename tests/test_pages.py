@@ -28,7 +28,11 @@ def test_healthz_is_ok_with_the_database_reachable(client):
 
 
 def test_healthz_is_503_without_the_database(tmp_path):
-    broken = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other.db'}")
+    broken = make_app(
+        tmp_path,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'other.db'}",
+        SQLALCHEMY_ENGINE_OPTIONS={},
+    )
     with broken.app_context():
         db.engine.dispose()
     (tmp_path / "other.db").unlink()

@@ -1,5 +1,6 @@
 """Organisations, contacts, interest topics, subscriptions and the consent log."""
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 
@@ -7,20 +8,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from jeg_contacts.extensions import UTCDateTime, db, utcnow
-
-
-def _enum(enum_class: type[StrEnum], name: str) -> sa.Enum:
-    # Stored as VARCHAR plus a CHECK constraint: portable, and new values need no type migration.
-    return sa.Enum(
-        enum_class,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda members: [member.value for member in members],
-        validate_strings=True,
-    )
+from jeg_contacts.extensions import UTCDateTime, db, db_enum, utcnow
 
 
 class StakeholderType(StrEnum):
@@ -93,7 +81,7 @@ class Organisation(db.Model):
     # Casefolded, accent- and space-insensitive: "Université de Genève " -> "universite de geneve".
     normalised_name: Mapped[str] = mapped_column(sa.String(200))
     stakeholder_type: Mapped[StakeholderType] = mapped_column(
-        _enum(StakeholderType, "stakeholder_type")
+        db_enum(StakeholderType, "stakeholder_type")
     )
     country: Mapped[str | None] = mapped_column(sa.String(2))
     website: Mapped[str | None] = mapped_column(sa.String(300))
@@ -121,7 +109,7 @@ class Topic(db.Model):
     label_en: Mapped[str] = mapped_column(sa.String(200))
     label_fr: Mapped[str] = mapped_column(sa.String(200))
     label_ru: Mapped[str] = mapped_column(sa.String(200))
-    group: Mapped[TopicGroup] = mapped_column(_enum(TopicGroup, "topic_group"))
+    group: Mapped[TopicGroup] = mapped_column(db_enum(TopicGroup, "topic_group"))
     position: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
 
@@ -148,13 +136,20 @@ class Contact(db.Model):
         sa.ForeignKey("organisations.id", ondelete="SET NULL"), index=True
     )
     status: Mapped[ContactStatus] = mapped_column(
-        _enum(ContactStatus, "contact_status"), default=ContactStatus.PENDING, index=True
+        db_enum(ContactStatus, "contact_status"), default=ContactStatus.PENDING, index=True
     )
     # Signs the preference and unsubscribe links; rotating it revokes every link sent so far.
     link_secret: Mapped[str] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # "given family", casefolded and without accents, kept in step by the listeners below;
+    # the directory searches and sorts on it.
+    search_name: Mapped[str] = mapped_column(sa.String(201), default="", index=True)
+    # Bumped on every UPDATE; a stale edit form (or a concurrent flush) is refused.
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
     topics: Mapped[list[Topic]] = relationship(
@@ -169,6 +164,19 @@ class Contact(db.Model):
         return f"{self.given_name} {self.family_name}".strip()
 
 
+def search_key(text: str) -> str:
+    """Casefolded, accent-free, single-spaced: how names are compared and searched."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    without_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(without_accents.split())
+
+
+@sa.event.listens_for(Contact, "before_insert")
+@sa.event.listens_for(Contact, "before_update")
+def _refresh_search_name(mapper: object, connection: object, contact: Contact) -> None:
+    contact.search_name = search_key(f"{contact.given_name} {contact.family_name}")
+
+
 class ConsentEvent(db.Model):
     """One entry of a contact's consent history: what they agreed to, when, and how."""
 
@@ -177,7 +185,7 @@ class ConsentEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    action: Mapped[ConsentAction] = mapped_column(_enum(ConsentAction, "consent_action"))
+    action: Mapped[ConsentAction] = mapped_column(db_enum(ConsentAction, "consent_action"))
     # Version of the privacy notice in force when the action was taken.
     wording_version: Mapped[str] = mapped_column(sa.String(20))
     source: Mapped[str] = mapped_column(sa.String(200))

@@ -3,8 +3,8 @@
 import hashlib
 import re
 import secrets
-import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,13 +21,17 @@ from jeg_contacts.contacts.models import (
     Organisation,
     StakeholderType,
     Topic,
+    search_key,
 )
 from jeg_contacts.countries import iso_codes
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.i18n import LANGUAGES
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
 PRIVACY_NOTICE_VERSION = "2026-11"
+
+SALUTATIONS = ("ms", "mr", "mx", "dr", "prof")
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
@@ -67,10 +71,8 @@ def is_erased_address(email: str) -> bool:
 
 
 def normalise_organisation_name(name: str) -> str:
-    """Casefolded, accent-free, single-spaced: the key organisations are deduplicated on."""
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
-    without_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(without_accents.split())
+    """The key organisations are deduplicated on."""
+    return search_key(name)
 
 
 def clean_line(field: str, value: str | None, *, max_length: int, required: bool = False) -> str:
@@ -147,6 +149,78 @@ def topics_by_ids(topic_ids: Iterable[int]) -> list[Topic]:
     if len(found) != len(wanted):
         raise ValidationFailed("topics", _("Choose topics from the list."))
     return found
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    """What a contact may state and change about themselves."""
+
+    organisation_name: str
+    stakeholder_type: str
+    organisation_country: str | None
+    given_name: str
+    family_name: str
+    language: str
+    topic_ids: list[int] = field(default_factory=list)
+    organisation_website: str | None = None
+    salutation: str | None = None
+    job_title: str | None = None
+    phone: str | None = None
+    country: str | None = None
+
+
+def apply_profile(contact: Contact, data: ProfileData) -> None:
+    """Validate `data` in full, then copy it onto `contact`; raises before changing anything.
+
+    The one set of rules for sign-up, self-service preferences and the back office."""
+    organisation_name = clean_line(
+        "organisation_name", data.organisation_name, max_length=200, required=True
+    )
+    if "<" in organisation_name or ">" in organisation_name:
+        raise ValidationFailed(
+            "organisation_name", _("Names cannot contain the characters < or >.")
+        )
+    try:
+        stakeholder_type = StakeholderType(data.stakeholder_type)
+    except ValueError:
+        raise ValidationFailed("stakeholder_type", _("Choose a type from the list.")) from None
+    organisation_country = check_country(
+        "organisation_country", data.organisation_country, required=True
+    )
+    website = clean_line("organisation_website", data.organisation_website, max_length=300)
+    if website and not website.startswith(("https://", "http://")):
+        raise ValidationFailed(
+            "organisation_website", _("Enter a web address starting with https://")
+        )
+    salutation = data.salutation or None
+    if salutation is not None and salutation not in SALUTATIONS:
+        raise ValidationFailed("salutation", _("Choose a salutation from the list."))
+    given_name = clean_person_name("given_name", data.given_name)
+    family_name = clean_person_name("family_name", data.family_name)
+    job_title = clean_line("job_title", data.job_title, max_length=200)
+    phone = clean_line("phone", data.phone, max_length=40)
+    if phone and not all(ch.isdigit() or ch in " +-()." for ch in phone):
+        raise ValidationFailed(
+            "phone", _("Use digits, spaces and + - ( ) . only in the phone number.")
+        )
+    country = check_country("country", data.country) or organisation_country
+    if data.language not in LANGUAGES:
+        raise ValidationFailed("language", _("Choose a language from the list."))
+    topics = topics_by_ids(data.topic_ids)
+    # Archived topics are no longer offered, so leaving them out is not a choice to drop them.
+    archived = [topic for topic in contact.topics if not topic.active]
+
+    contact.organisation = find_or_create_organisation(
+        organisation_name, stakeholder_type, organisation_country, website or None
+    )
+    contact.salutation = salutation
+    contact.given_name = given_name
+    contact.family_name = family_name
+    contact.job_title = job_title or None
+    contact.phone = phone or None
+    contact.country = country
+    contact.language = data.language
+    contact.topics = [*topics, *archived]
 
 
 def new_link_secret() -> str:

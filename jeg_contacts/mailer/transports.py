@@ -23,7 +23,8 @@ def _recipients(message: EmailMessage) -> list[str]:
     return [addr for _name, addr in getaddresses([str(value) for value in headers])]
 
 
-def _send_smtp(messages: Sequence[EmailMessage]) -> None:
+def connect_smtp() -> smtplib.SMTP:
+    """An open, authenticated connection to the configured SMTP relay."""
     config = current_app.config
     host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
     if config["SMTP_SECURITY"] == "tls":
@@ -32,11 +33,19 @@ def _send_smtp(messages: Sequence[EmailMessage]) -> None:
         )
     else:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
-    with smtp:
+    try:
         if config["SMTP_SECURITY"] == "starttls":
             smtp.starttls(context=ssl.create_default_context())
         if config["SMTP_USERNAME"]:
             smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _send_smtp(messages: Sequence[EmailMessage]) -> None:
+    with connect_smtp() as smtp:
         envelope_from = sender_address().addr_spec
         for message in messages:
             smtp.sendmail(envelope_from, _recipients(message), serialise(message))

@@ -1,6 +1,6 @@
 """Self-service behaviour: register, confirm, change preferences, unsubscribe, erase."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -11,103 +11,31 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from jeg_contacts import ratelimit
-from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, StakeholderType
+from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus
+from jeg_contacts.contacts.services import SALUTATIONS as SALUTATIONS  # for signup.forms
 from jeg_contacts.contacts.services import (
-    check_country,
-    clean_line,
-    clean_person_name,
+    ProfileData,
+    apply_profile,
     describe_subscription,
     email_key,
     erase_contact,
-    find_or_create_organisation,
     new_link_secret,
     normalise_email,
     record_consent,
-    topics_by_ids,
 )
 from jeg_contacts.errors import InvalidLink, ValidationFailed
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
 from jeg_contacts.signup.tokens import confirm_token, manage_token
 
-SALUTATIONS = ("ms", "mr", "mx", "dr", "prof")
 SELF_SERVICE = "self-service"
 ONE_CLICK = "one-click unsubscribe (RFC 8058)"
-
-
-@dataclass(frozen=True)
-class ProfileData:
-    """What a contact may state and change about themselves."""
-
-    organisation_name: str
-    stakeholder_type: str
-    organisation_country: str | None
-    given_name: str
-    family_name: str
-    language: str
-    topic_ids: list[int] = field(default_factory=list)
-    organisation_website: str | None = None
-    salutation: str | None = None
-    job_title: str | None = None
-    phone: str | None = None
-    country: str | None = None
 
 
 @dataclass(frozen=True)
 class SignupData(ProfileData):
     email: str = ""
     consent: bool = False
-
-
-def _apply_profile(contact: Contact, data: ProfileData) -> None:
-    """Validate `data` in full, then copy it onto `contact`; raises before changing anything."""
-    organisation_name = clean_line(
-        "organisation_name", data.organisation_name, max_length=200, required=True
-    )
-    if "<" in organisation_name or ">" in organisation_name:
-        raise ValidationFailed(
-            "organisation_name", _("Names cannot contain the characters < or >.")
-        )
-    try:
-        stakeholder_type = StakeholderType(data.stakeholder_type)
-    except ValueError:
-        raise ValidationFailed("stakeholder_type", _("Choose a type from the list.")) from None
-    organisation_country = check_country(
-        "organisation_country", data.organisation_country, required=True
-    )
-    website = clean_line("organisation_website", data.organisation_website, max_length=300)
-    if website and not website.startswith(("https://", "http://")):
-        raise ValidationFailed(
-            "organisation_website", _("Enter a web address starting with https://")
-        )
-    salutation = data.salutation or None
-    if salutation is not None and salutation not in SALUTATIONS:
-        raise ValidationFailed("salutation", _("Choose a salutation from the list."))
-    given_name = clean_person_name("given_name", data.given_name)
-    family_name = clean_person_name("family_name", data.family_name)
-    job_title = clean_line("job_title", data.job_title, max_length=200)
-    phone = clean_line("phone", data.phone, max_length=40)
-    if phone and not all(ch.isdigit() or ch in " +-()." for ch in phone):
-        raise ValidationFailed(
-            "phone", _("Use digits, spaces and + - ( ) . only in the phone number.")
-        )
-    country = check_country("country", data.country) or organisation_country
-    if data.language not in LANGUAGES:
-        raise ValidationFailed("language", _("Choose a language from the list."))
-    topics = topics_by_ids(data.topic_ids)
-
-    contact.organisation = find_or_create_organisation(
-        organisation_name, stakeholder_type, organisation_country, website or None
-    )
-    contact.salutation = salutation
-    contact.given_name = given_name
-    contact.family_name = family_name
-    contact.job_title = job_title or None
-    contact.phone = phone or None
-    contact.country = country
-    contact.language = data.language
-    contact.topics = topics
 
 
 def contact_by_email(email: str) -> Contact | None:
@@ -127,7 +55,7 @@ def register(data: SignupData) -> Contact:
     if contact is None:
         # Added to the session only once valid, so no autoflush writes a half-filled row.
         contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
-    _apply_profile(contact, data)
+    apply_profile(contact, data)
     db.session.add(contact)
     contact.email = email
     contact.status = ContactStatus.PENDING
@@ -218,7 +146,7 @@ def confirm(contact: Contact) -> None:
 
 def update_preferences(contact: Contact, data: ProfileData) -> None:
     """Save a contact's own changes; saving topics after unsubscribing subscribes again."""
-    _apply_profile(contact, data)
+    apply_profile(contact, data)
     if contact.status in (ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED):
         contact.status = ContactStatus.ACTIVE
         action = ConsentAction.RESUBSCRIBE

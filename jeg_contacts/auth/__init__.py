@@ -1,0 +1,1 @@
+"""Secretariat accounts, roles, login and the access rule for everything under /admin."""

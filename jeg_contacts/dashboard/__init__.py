@@ -1,0 +1,1 @@
+"""The back office's front page: who is in the community, at a glance."""

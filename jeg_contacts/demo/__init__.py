@@ -1,0 +1,1 @@
+"""Realistic synthetic stakeholders for demonstrations and benchmarks."""

@@ -1,0 +1,776 @@
+"""The stakeholder directory: finding contacts, and the secretariat's changes to them.
+
+`ContactFilter` and `filter_contacts` describe an audience independently of any page, so
+announcements and exports select contacts exactly as the directory shows them.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import MultiDict
+
+from jeg_contacts.audit.models import AuditEntry
+from jeg_contacts.audit.services import changes_between, record
+from jeg_contacts.contacts.models import (
+    ConsentAction,
+    ConsentEvent,
+    Contact,
+    ContactStatus,
+    Organisation,
+    StakeholderType,
+    Topic,
+    search_key,
+    subscriptions,
+)
+from jeg_contacts.contacts.services import (
+    PRIVACY_NOTICE_VERSION,
+    ProfileData,
+    apply_profile,
+    describe_subscription,
+    email_key,
+    is_erased_address,
+    new_link_secret,
+    normalise_email,
+    record_consent,
+)
+from jeg_contacts.countries import iso_codes
+from jeg_contacts.directory import models  # noqa: F401  (the directory's indexes)
+from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.signup.services import send_confirmation
+
+PER_PAGE = 50
+MAX_QUERY_LENGTH = 200
+# Bulk writes go in slices, keeping each statement's parameters under every database's limit.
+BULK_SLICE = 500
+
+# Statuses the secretariat may set by hand; "pending" only comes from a sign-up and "erased"
+# only from the contact's own request.
+STAFF_STATUSES = (ContactStatus.ACTIVE, ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED)
+NEW_CONTACT_STATUSES = (ContactStatus.ACTIVE, ContactStatus.PENDING)
+
+
+# --- Finding contacts ---------------------------------------------------------------------
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+# The largest id an INTEGER primary key holds on every supported database (PostgreSQL's int4).
+MAX_ID = 2**31 - 1
+
+
+def parse_ids(values: Iterable[str]) -> list[int]:
+    """The record ids among `values`, once each; anything else is dropped."""
+    ids = (int(value) for value in values if value.isascii() and value.isdigit())
+    return list(dict.fromkeys(value for value in ids if value <= MAX_ID))
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """Which contacts to show or address; empty fields do not narrow anything.
+
+    Erased contacts are left out unless `statuses` asks for them."""
+
+    q: str = ""
+    topic_ids: tuple[int, ...] = ()  # subscribed to any of these
+    stakeholder_types: tuple[StakeholderType, ...] = ()
+    countries: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    statuses: tuple[ContactStatus, ...] = ()
+    created_from: date | None = None
+    created_to: date | None = None
+
+    @classmethod
+    def from_args(cls, args: MultiDict[str, str]) -> Self:
+        """The filter described by query arguments; values that mean nothing are ignored, so
+        an edited or outdated bookmark still opens."""
+        types = {member.value: member for member in StakeholderType}
+        statuses = {member.value: member for member in ContactStatus}
+        return cls(
+            q=" ".join(args.get("q", "").split())[:MAX_QUERY_LENGTH],
+            topic_ids=tuple(parse_ids(args.getlist("topic"))),
+            stakeholder_types=_unique(types[v] for v in args.getlist("type") if v in types),
+            countries=_unique(v for v in args.getlist("country") if v in iso_codes()),
+            languages=_unique(v for v in args.getlist("language") if v in LANGUAGES),
+            statuses=_unique(statuses[v] for v in args.getlist("status") if v in statuses),
+            created_from=_day(args.get("since")),
+            created_to=_day(args.get("until")),
+        )
+
+    def to_args(self) -> dict[str, list[str]]:
+        """Query arguments that `from_args` reads back into an equal filter."""
+        args = {
+            "q": [self.q] if self.q else [],
+            "topic": [str(topic_id) for topic_id in self.topic_ids],
+            "type": [member.value for member in self.stakeholder_types],
+            "country": list(self.countries),
+            "language": list(self.languages),
+            "status": [member.value for member in self.statuses],
+            "since": [self.created_from.isoformat()] if self.created_from else [],
+            "until": [self.created_to.isoformat()] if self.created_to else [],
+        }
+        return {name: values for name, values in args.items() if values}
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ContactFilter()
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def filter_contacts(query: sa.Select, contact_filter: ContactFilter) -> sa.Select:
+    """`query` (a select over Contact) narrowed to the contacts `contact_filter` describes.
+
+    Conditions on organisations and topics are IN-subqueries rather than joins: organisations
+    are only read when the filter needs them, the result stays one row per contact, and the
+    caller may still join organisations itself (to sort by them)."""
+    f = contact_filter
+    # Every word must appear in the name, the address or the organisation's name.
+    for word in search_key(f.q).split():
+        organisations = sa.select(Organisation.id).where(
+            Organisation.normalised_name.contains(word, autoescape=True)
+        )
+        query = query.where(
+            sa.or_(
+                Contact.search_name.contains(word, autoescape=True),
+                Contact.email_key.contains(word, autoescape=True),
+                Contact.organisation_id.in_(organisations),
+            )
+        )
+    if f.topic_ids:
+        query = query.where(
+            sa.exists()
+            .where(subscriptions.c.contact_id == Contact.id)
+            .where(subscriptions.c.topic_id.in_(f.topic_ids))
+        )
+    if f.stakeholder_types:
+        query = query.where(
+            Contact.organisation_id.in_(
+                sa.select(Organisation.id).where(
+                    Organisation.stakeholder_type.in_(f.stakeholder_types)
+                )
+            )
+        )
+    if f.countries:
+        query = query.where(Contact.country.in_(f.countries))
+    if f.languages:
+        query = query.where(Contact.language.in_(f.languages))
+    if f.statuses:
+        query = query.where(Contact.status.in_(f.statuses))
+    else:
+        query = query.where(Contact.status != ContactStatus.ERASED)
+    if f.created_from:
+        query = query.where(Contact.created_at >= _start_of(f.created_from))
+    if f.created_to:
+        query = query.where(Contact.created_at < _start_of(f.created_to + timedelta(days=1)))
+    return query
+
+
+# Sort keys of the directory; ties are broken by name, then id, so pages never overlap.
+SORT_KEYS = ("name", "email", "organisation", "country", "status", "signed_up")
+DEFAULT_SORT = "name"
+
+
+def normalise_sort(raw: str | None) -> str:
+    """`raw` if it names a sort order ("name", "-signed_up", ...), else the default."""
+    return raw if raw and raw.removeprefix("-") in SORT_KEYS else DEFAULT_SORT
+
+
+def sort_contacts(query: sa.Select, sort: str, *, walk_organisations: bool = False) -> sa.Select:
+    """`query` ordered by a directory sort key; a leading "-" sorts descending.
+
+    With `walk_organisations`, sorting by organisation uses an inner join when that gives the
+    same rows (every matching contact has an organisation): the database can then read
+    organisations in name order and stop once a page is full, instead of sorting every match.
+    Worth it for broad selections; a text search is better served by sorting its few matches.
+    """
+    sort = normalise_sort(sort)
+    key = sort.removeprefix("-")
+    columns: list[Any]
+    if key == "organisation":
+        inner = walk_organisations and not db.session.scalar(
+            sa.select(query.where(Contact.organisation_id.is_(None)).exists())
+        )
+        query = query.join(
+            Organisation, Contact.organisation_id == Organisation.id, isouter=not inner
+        )
+        columns = [Organisation.normalised_name, Contact.search_name]
+    else:
+        columns = {
+            "name": [Contact.search_name],
+            "email": [Contact.email_key],
+            "country": [Contact.country, Contact.search_name],
+            "status": [Contact.status, Contact.search_name],
+            "signed_up": [Contact.created_at],
+        }[key]
+    columns.append(Contact.id)
+    if sort.startswith("-"):
+        return query.order_by(*(column.desc() for column in columns))
+    return query.order_by(*columns)
+
+
+def directory_page(contact_filter: ContactFilter, sort: str, page: int) -> Any:
+    """One page of the directory, with organisations and topics loaded for its rows."""
+    # Count, sort and skip over narrow rows of ids, then load only the contacts shown:
+    # sorting whole rows would carry every column of every match through the sort.
+    matches = filter_contacts(sa.select(Contact.id), contact_filter)
+    ids = sort_contacts(matches, sort, walk_organisations=not contact_filter.q)
+    pagination = db.paginate(ids, page=page, per_page=PER_PAGE, count=False, error_out=False)
+    if pagination.page == 1 and len(pagination.items) < PER_PAGE:
+        pagination.total = len(pagination.items)  # a short first page is all there is
+    else:
+        pagination.total = _count(matches)
+    if pagination.items:
+        contacts = db.session.scalars(
+            sa.select(Contact)
+            .where(Contact.id.in_(pagination.items))
+            .options(selectinload(Contact.organisation), selectinload(Contact.topics))
+        )
+        by_id = {contact.id: contact for contact in contacts}
+        pagination.items = [by_id[contact_id] for contact_id in pagination.items]
+    return pagination
+
+
+def all_topics() -> list[Topic]:
+    """Every topic, archived ones included (they can still be filtered on and removed)."""
+    return list(db.session.scalars(sa.select(Topic).order_by(Topic.position, Topic.id)))
+
+
+def has_contacts() -> bool:
+    """Whether the directory holds anyone at all (to tell "no match" from "nothing yet")."""
+    return db.session.scalar(sa.select(sa.exists().where(Contact.id.is_not(None)))) or False
+
+
+def describe_filter(contact_filter: ContactFilter) -> str:
+    """The filter in words, for confirmation pages and the audit log."""
+    f = contact_filter
+    parts = []
+    if f.q:
+        parts.append(f"search “{f.q}”")
+    if f.topic_ids:
+        slugs = db.session.scalars(
+            sa.select(Topic.slug).where(Topic.id.in_(f.topic_ids)).order_by(Topic.slug)
+        )
+        parts.append("topic " + " or ".join(slugs))
+    if f.stakeholder_types:
+        parts.append("type " + " or ".join(member.label for member in f.stakeholder_types))
+    if f.countries:
+        parts.append("country " + " or ".join(f.countries))
+    if f.languages:
+        parts.append("language " + " or ".join(f.languages))
+    if f.statuses:
+        parts.append("status " + " or ".join(member.value for member in f.statuses))
+    if f.created_from:
+        parts.append(f"signed up from {f.created_from.isoformat()}")
+    if f.created_to:
+        parts.append(f"signed up until {f.created_to.isoformat()}")
+    return "; ".join(parts) if parts else "all contacts except erased ones"
+
+
+# --- Changing one contact -----------------------------------------------------------------
+
+
+class ContactChanged(Exception):
+    """The contact was saved by someone else after the form was opened; nothing was saved."""
+
+
+class DuplicateContact(ValidationFailed):
+    """Another contact already has this address."""
+
+    def __init__(self, existing_id: int) -> None:
+        super().__init__("email", "Another contact already has this email address.")
+        self.existing_id = existing_id
+
+
+@dataclass(frozen=True)
+class ContactData(ProfileData):
+    """What the secretariat states about a contact: the sign-up fields, email and status."""
+
+    email: str = ""
+    status: str = ContactStatus.ACTIVE.value
+
+
+def secretariat_source(staff_email: str) -> str:
+    """How a consent event made by a staff member is recorded (the column holds 200)."""
+    return f"secretariat ({staff_email})"[:200]
+
+
+def added_by_source(staff_email: str) -> str:
+    return f"added by secretariat ({staff_email})"[:200]
+
+
+def audit_snapshot(contact: Contact) -> dict[str, Any]:
+    """The audited fields of a contact: plain values, topics as sorted slugs."""
+    organisation = contact.organisation
+    return {
+        "salutation": contact.salutation,
+        "given_name": contact.given_name,
+        "family_name": contact.family_name,
+        "job_title": contact.job_title,
+        "email": contact.email,
+        "phone": contact.phone,
+        "country": contact.country,
+        "language": contact.language,
+        "status": contact.status.value if contact.status else None,
+        "organisation": organisation.name if organisation else None,
+        "organisation_country": organisation.country if organisation else None,
+        "topics": sorted(topic.slug for topic in contact.topics),
+    }
+
+
+def _available_email(raw: str, contact: Contact | None = None) -> str:
+    """The normalised address, if no other contact has it and it was never erased."""
+    email = normalise_email(raw)
+    key = email_key(email)
+    if contact is not None and contact.email_key == key:
+        return email
+    with db.session.no_autoflush:
+        existing = db.session.scalar(sa.select(Contact.id).where(Contact.email_key == key))
+    if existing is not None:
+        raise DuplicateContact(existing)
+    if is_erased_address(email):
+        raise ValidationFailed(
+            "email",
+            "The owner of this address had their data erased; it cannot be added again. "
+            "They can sign up again themselves.",
+        )
+    return email
+
+
+def _chosen_status(raw: str, allowed: Sequence[ContactStatus]) -> ContactStatus:
+    try:
+        status = ContactStatus(raw)
+    except ValueError:
+        status = None
+    if status not in allowed:
+        raise ValidationFailed("status", "Choose a status from the list.")
+    return status
+
+
+def staff_statuses(current: ContactStatus) -> tuple[ContactStatus, ...]:
+    """Statuses an editor may give a contact whose status is `current`."""
+    if current is ContactStatus.PENDING:
+        return (ContactStatus.PENDING, *STAFF_STATUSES)
+    return STAFF_STATUSES
+
+
+def _consent_action(old: ContactStatus, new: ContactStatus) -> ConsentAction | None:
+    """The consent event a status change means, if any (a bounce is not a consent matter)."""
+    if new is ContactStatus.ACTIVE:
+        return ConsentAction.CONFIRM if old is ContactStatus.PENDING else ConsentAction.RESUBSCRIBE
+    if new is ContactStatus.UNSUBSCRIBED:
+        return ConsentAction.UNSUBSCRIBE
+    return None
+
+
+def _set_status(contact: Contact, status: ContactStatus, staff_email: str) -> None:
+    old = contact.status
+    if status is old:
+        return
+    contact.status = status
+    if status is ContactStatus.ACTIVE and contact.confirmed_at is None:
+        contact.confirmed_at = utcnow()
+    action = _consent_action(old, status)
+    if action is not None:
+        detail = describe_subscription(contact) if status is ContactStatus.ACTIVE else None
+        record_consent(contact, action, secretariat_source(staff_email), detail)
+
+
+def _refuse_erased(contact: Contact) -> None:
+    if contact.status is ContactStatus.ERASED:
+        raise ValidationFailed("", "This contact's data was erased at their request.")
+
+
+def _check_version(contact: Contact, expected_version: int | None) -> None:
+    if expected_version != contact.version:
+        raise ContactChanged()
+
+
+def add_contact(data: ContactData, staff_email: str) -> Contact:
+    """Add a contact on someone's behalf; a pending one gets the usual confirmation email."""
+    email = _available_email(data.email)
+    status = _chosen_status(data.status, NEW_CONTACT_STATUSES)
+    contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
+    apply_profile(contact, data)
+    contact.status = status
+    if status is ContactStatus.ACTIVE:
+        contact.confirmed_at = utcnow()
+    db.session.add(contact)
+    db.session.flush()
+    source = added_by_source(staff_email)
+    record_consent(contact, ConsentAction.SIGNUP, source, describe_subscription(contact))
+    if status is ContactStatus.ACTIVE:
+        record_consent(contact, ConsentAction.CONFIRM, source, describe_subscription(contact))
+    record(
+        "contact.created",
+        "contact",
+        contact.id,
+        f"Added {contact.full_name} as {status.value}",
+        changes_between({}, audit_snapshot(contact)),
+    )
+    if status is ContactStatus.PENDING:
+        send_confirmation(contact)
+    return contact
+
+
+def update_contact(
+    contact: Contact, data: ContactData, *, expected_version: int | None, staff_email: str
+) -> dict[str, list]:
+    """Save the secretariat's edit of a contact, if nobody else saved it since the form was
+    opened (else ContactChanged); returns what changed, as audited."""
+    _refuse_erased(contact)
+    _check_version(contact, expected_version)
+    before = audit_snapshot(contact)
+    email = _available_email(data.email, contact)
+    status = _chosen_status(data.status, staff_statuses(contact.status))
+    apply_profile(contact, data)
+    if contact.email_key != email_key(email):
+        # Links already sent went to the old address: they must not manage the new one.
+        contact.link_secret = new_link_secret()
+    contact.email = email
+    contact.email_key = email_key(email)
+    subscription = (sorted(topic.slug for topic in contact.topics), contact.language)
+    if subscription != (before["topics"], before["language"]):
+        record_consent(
+            contact,
+            ConsentAction.PREFERENCES_CHANGED,
+            secretariat_source(staff_email),
+            describe_subscription(contact),
+        )
+    _set_status(contact, status, staff_email)
+    changes = changes_between(before, audit_snapshot(contact))
+    if changes:
+        # Also bumps the version when only topics changed (no column of the row did).
+        contact.updated_at = utcnow()
+        record("contact.updated", "contact", contact.id, f"Edited {contact.full_name}", changes)
+    db.session.flush()
+    return changes
+
+
+def change_status(
+    contact: Contact, raw_status: str, *, expected_version: int | None, staff_email: str
+) -> bool:
+    """Set a contact's status by hand; returns False when it already had that status."""
+    _refuse_erased(contact)
+    _check_version(contact, expected_version)
+    status = _chosen_status(raw_status, STAFF_STATUSES)
+    old = contact.status
+    if status is old:
+        return False
+    _set_status(contact, status, staff_email)
+    contact.updated_at = utcnow()
+    record(
+        "contact.status_changed",
+        "contact",
+        contact.id,
+        f"Status of {contact.full_name}: {old.value} → {status.value}",
+        {"status": [old.value, status.value]},
+    )
+    db.session.flush()
+    return True
+
+
+def contact_audit_entries(contact_id: int) -> list[AuditEntry]:
+    """Every audit entry about one contact, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(AuditEntry)
+            .where(AuditEntry.entity_type == "contact", AuditEntry.entity_id == contact_id)
+            .order_by(AuditEntry.id.desc())
+        )
+    )
+
+
+# --- Bulk actions -------------------------------------------------------------------------
+
+
+class BulkAction(StrEnum):
+    ADD_TOPIC = "add_topic"
+    REMOVE_TOPIC = "remove_topic"
+    SET_STATUS = "set_status"
+
+    @property
+    def label(self) -> str:
+        return BULK_ACTION_LABELS[self]
+
+
+BULK_ACTION_LABELS = {
+    BulkAction.ADD_TOPIC: "Add a topic",
+    BulkAction.REMOVE_TOPIC: "Remove a topic",
+    BulkAction.SET_STATUS: "Set the status",
+}
+
+
+class SelectionChanged(Exception):
+    """The contacts a confirmed bulk action would change are no longer those confirmed."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} contacts would change now")
+        self.count = count
+
+
+@dataclass(frozen=True)
+class BulkChange:
+    """One change to apply to many contacts."""
+
+    action: BulkAction
+    topic: Topic | None = None
+    status: ContactStatus | None = None
+
+    def describe(self) -> str:
+        if self.action is BulkAction.ADD_TOPIC:
+            return f"add topic “{self.topic.label_en}”"
+        if self.action is BulkAction.REMOVE_TOPIC:
+            return f"remove topic “{self.topic.label_en}”"
+        return f"set status to {self.status.value}"
+
+
+def bulk_change(action: str | None, topic_id: int | None, status: str | None) -> BulkChange:
+    """Validate a bulk action as chosen in the form."""
+    try:
+        chosen = BulkAction(action or "")
+    except ValueError:
+        raise ValidationFailed("action", "Choose what to do.") from None
+    if chosen is BulkAction.SET_STATUS:
+        try:
+            return BulkChange(chosen, status=_chosen_status(status or "", STAFF_STATUSES))
+        except ValidationFailed as error:
+            raise ValidationFailed("new_status", error.message) from None
+    topic = db.session.get(Topic, topic_id) if topic_id else None
+    if topic is None or (chosen is BulkAction.ADD_TOPIC and not topic.active):
+        raise ValidationFailed("topic_id", "Choose a topic from the list.")
+    return BulkChange(chosen, topic=topic)
+
+
+def selected_contacts(contact_filter: ContactFilter, ids: Sequence[int] = ()) -> sa.Select:
+    """Ids of the contacts a bulk action covers: the filter's matches, or only the ticked
+    ones among them; erased contacts never."""
+    query = filter_contacts(sa.select(Contact.id), contact_filter).where(
+        Contact.status != ContactStatus.ERASED
+    )
+    if ids:
+        query = query.where(Contact.id.in_(ids))
+    return query
+
+
+def _contacts_to_change(
+    contact_filter: ContactFilter, ids: Sequence[int], change: BulkChange
+) -> sa.Select:
+    query = selected_contacts(contact_filter, ids)
+    if change.action is BulkAction.SET_STATUS:
+        return query.where(Contact.status != change.status)
+    subscribed = (
+        sa.exists()
+        .where(subscriptions.c.contact_id == Contact.id)
+        .where(subscriptions.c.topic_id == change.topic.id)
+    )
+    return query.where(~subscribed if change.action is BulkAction.ADD_TOPIC else subscribed)
+
+
+@dataclass(frozen=True)
+class BulkPreview:
+    selected: int  # contacts covered by the selection
+    changing: int  # of which the action would change
+
+
+def _count(query: sa.Select) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+
+
+def count_selected(contact_filter: ContactFilter, ids: Sequence[int] = ()) -> int:
+    return _count(selected_contacts(contact_filter, ids))
+
+
+def preview_bulk_change(
+    contact_filter: ContactFilter, ids: Sequence[int], change: BulkChange
+) -> BulkPreview:
+    """How many contacts are selected, and how many the change would actually change."""
+    return BulkPreview(
+        selected=count_selected(contact_filter, ids),
+        changing=_count(_contacts_to_change(contact_filter, ids, change)),
+    )
+
+
+def _slices(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), BULK_SLICE):
+        yield values[start : start + BULK_SLICE]
+
+
+def _topic_slugs(contact_ids: Sequence[int]) -> dict[int, list[str]]:
+    slugs: dict[int, list[str]] = {contact_id: [] for contact_id in contact_ids}
+    for part in _slices(contact_ids):
+        rows = db.session.execute(
+            sa.select(subscriptions.c.contact_id, Topic.slug)
+            .join(Topic, Topic.id == subscriptions.c.topic_id)
+            .where(subscriptions.c.contact_id.in_(part))
+        )
+        for contact_id, slug in rows:
+            slugs[contact_id].append(slug)
+    return slugs
+
+
+def _bump_versions(contact_ids: Sequence[int], now: datetime) -> None:
+    # Open edit forms of these contacts become stale, as after any other save.
+    db.session.execute(
+        sa.update(Contact)
+        .where(Contact.id.in_(contact_ids))
+        .values(version=Contact.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+Rows = list[dict[str, Any]]
+
+
+def _bulk_set_status(
+    old_statuses: dict[int, ContactStatus], new: ContactStatus, now: datetime
+) -> tuple[Rows, Rows]:
+    values: dict[str, Any] = {"status": new, "version": Contact.version + 1, "updated_at": now}
+    if new is ContactStatus.ACTIVE:
+        values["confirmed_at"] = sa.func.coalesce(Contact.confirmed_at, now)
+    for part in _slices(list(old_statuses)):
+        # One statement per slice: the status sits in several indexes, so each rewrite counts.
+        db.session.execute(
+            sa.update(Contact)
+            .where(Contact.id.in_(part))
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+    consents, audits = [], []
+    for contact_id, old in old_statuses.items():
+        action = _consent_action(old, new)
+        if action is not None:
+            consents.append({"contact_id": contact_id, "action": action, "detail": None})
+        audits.append(
+            {
+                "entity_id": contact_id,
+                "action": "contact.status_changed",
+                "changes": {"status": [old.value, new.value]},
+            }
+        )
+    return consents, audits
+
+
+def _bulk_change_topic(
+    contact_ids: Sequence[int], topic: Topic, adding: bool, now: datetime
+) -> tuple[Rows, Rows]:
+    before = _topic_slugs(contact_ids)
+    for part in _slices(contact_ids):
+        if adding:
+            db.session.execute(
+                subscriptions.insert(),
+                [{"contact_id": id_, "topic_id": topic.id, "subscribed_at": now} for id_ in part],
+            )
+        else:
+            db.session.execute(
+                subscriptions.delete().where(
+                    subscriptions.c.topic_id == topic.id, subscriptions.c.contact_id.in_(part)
+                )
+            )
+        _bump_versions(part, now)
+    detail = f"{'added' if adding else 'removed'} topic: {topic.slug}"
+    consents, audits = [], []
+    for contact_id in contact_ids:
+        old = sorted(before[contact_id])
+        new = sorted([*old, topic.slug]) if adding else [s for s in old if s != topic.slug]
+        consents.append(
+            {
+                "contact_id": contact_id,
+                "action": ConsentAction.PREFERENCES_CHANGED,
+                "detail": detail,
+            }
+        )
+        audits.append(
+            {
+                "entity_id": contact_id,
+                "action": "contact.topics_changed",
+                "changes": {"topics": [old, new]},
+            }
+        )
+    return consents, audits
+
+
+def apply_bulk_change(
+    contact_filter: ContactFilter,
+    ids: Sequence[int],
+    change: BulkChange,
+    *,
+    staff_email: str,
+    expected_count: int | None = None,
+) -> int:
+    """Apply `change` to every selected contact it changes, with set-based writes, one audit
+    entry per changed contact and one for the whole action; returns how many changed.
+
+    With `expected_count`, refuses (SelectionChanged) when another number would change than
+    the person confirmed."""
+    rows = db.session.execute(
+        _contacts_to_change(contact_filter, ids, change)
+        .add_columns(Contact.status)
+        .order_by(Contact.id)
+    ).all()
+    if expected_count is not None and len(rows) != expected_count:
+        raise SelectionChanged(len(rows))
+    if not rows:
+        return 0
+    now = utcnow()
+    if change.action is BulkAction.SET_STATUS:
+        consents, audits = _bulk_set_status(
+            {row.id: row.status for row in rows}, change.status, now
+        )
+    else:
+        consents, audits = _bulk_change_topic(
+            [row.id for row in rows], change.topic, change.action is BulkAction.ADD_TOPIC, now
+        )
+    summary = record(
+        "contact.bulk_action",
+        "contact",
+        None,
+        f"Bulk action: {change.describe()} for {len(rows):,} contacts",
+        {"selection": describe_filter(contact_filter), "contacts": len(rows)}
+        | ({"ticked": len(ids)} if ids else {}),
+    )
+    db.session.flush()
+    source = secretariat_source(staff_email)
+    # Core inserts: the ORM's bulk insert would fetch back every new id, for nothing.
+    if consents:
+        db.session.execute(
+            sa.insert(ConsentEvent.__table__),
+            [
+                {"at": now, "wording_version": PRIVACY_NOTICE_VERSION, "source": source} | row
+                for row in consents
+            ],
+        )
+    db.session.execute(
+        sa.insert(AuditEntry.__table__),
+        [
+            {
+                "at": now,
+                "user_id": summary.user_id,
+                "actor": summary.actor,
+                "entity_type": "contact",
+                "summary": f"Bulk action: {change.describe()}",
+            }
+            | row
+            for row in audits
+        ],
+    )
+    # Contacts already loaded in this session no longer match their rows.
+    db.session.expire_all()
+    return len(rows)

@@ -1,0 +1,1 @@
+"""Announcements: compose, target an audience, and deliver through a durable queue."""

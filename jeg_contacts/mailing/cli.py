@@ -1,0 +1,208 @@
+"""`flask announcements ...` and `flask worker`: scripting and operating the send queue."""
+
+import json
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.extensions import db
+from jeg_contacts.mailing import services
+from jeg_contacts.mailing.models import Announcement, AnnouncementKind, SavedAudience
+from jeg_contacts.mailing.worker import DeliveryWorker
+
+announcements_cli = AppGroup("announcements", help="Create, send and follow announcements.")
+
+
+def _read(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"Cannot read {path}: {error}") from None
+
+
+def _announcement(announcement_id: int) -> Announcement:
+    announcement = db.session.get(Announcement, announcement_id)
+    if announcement is None:
+        raise click.ClickException(f"There is no announcement {announcement_id}.")
+    return announcement
+
+
+def _commit_or_fail(action) -> object:
+    try:
+        result = action()
+    except ValidationFailed as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+    db.session.commit()
+    return result
+
+
+@announcements_cli.command("create")
+@click.option("--subject", required=True, help="English subject.")
+@click.option("--body", "body_path", required=True, type=click.Path(), help="English Markdown.")
+@click.option("--kind", type=click.Choice([k.value for k in AnnouncementKind]), default="general")
+@click.option("--subject-fr")
+@click.option("--body-fr", "body_fr_path", type=click.Path())
+@click.option("--subject-ru")
+@click.option("--body-ru", "body_ru_path", type=click.Path())
+@click.option("--topic", "topics", multiple=True, help="Topic slug (any of).")
+@click.option("--stakeholder-type", "stakeholder_types", multiple=True)
+@click.option("--country", "countries", multiple=True, help="ISO 3166-1 alpha-2 code.")
+@click.option("--language", "languages", multiple=True)
+@click.option("--audience", "audience_name", help="Name of a saved audience.")
+def create(
+    subject, body_path, kind, subject_fr, body_fr_path, subject_ru, body_ru_path,
+    topics, stakeholder_types, countries, languages, audience_name,
+) -> None:  # fmt: skip
+    """Create a draft announcement and print its id."""
+    from jeg_contacts.contacts.models import Topic
+
+    saved_id = None
+    if audience_name:
+        saved_id = db.session.scalar(
+            sa.select(SavedAudience.id).where(SavedAudience.name == audience_name)
+        )
+        if saved_id is None:
+            raise click.ClickException(f"There is no saved audience named {audience_name!r}.")
+    topic_ids = []
+    for slug in topics:
+        topic_id = db.session.scalar(sa.select(Topic.id).where(Topic.slug == slug))
+        if topic_id is None:
+            raise click.ClickException(f"There is no topic {slug!r}.")
+        topic_ids.append(str(topic_id))
+    criteria = {
+        "topic": topic_ids,
+        "type": list(stakeholder_types),
+        "country": [code.upper() for code in countries],
+        "language": list(languages),
+    }
+    draft = services.AnnouncementDraft(
+        subject_en=subject,
+        body_en=_read(body_path) or "",
+        kind=kind,
+        subject_fr=subject_fr,
+        body_fr=_read(body_fr_path),
+        subject_ru=subject_ru,
+        body_ru=_read(body_ru_path),
+        criteria={key: value for key, value in criteria.items() if value},
+        saved_audience_id=saved_id,
+    )
+    announcement = _commit_or_fail(lambda: services.save_draft(draft))
+    click.echo(announcement.id)
+
+
+@announcements_cli.command("send")
+@click.argument("announcement_id", type=int)
+@click.option("--at", "at", help="Schedule for this ISO-8601 time (UTC unless it has an offset).")
+def send(announcement_id: int, at: str | None) -> None:
+    """Snapshot the recipients and queue them (or schedule the send)."""
+    when = None
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(
+                "use ISO-8601, e.g. 2026-12-01T09:00", param_hint="--at"
+            ) from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    announcement = _announcement(announcement_id)
+    count = _commit_or_fail(lambda: services.start_sending(announcement, when))
+    state = (
+        f"scheduled for {when.isoformat()}"
+        if when and announcement.status.value == "scheduled"
+        else "queued"
+    )
+    click.echo(f"Announcement {announcement_id}: {count} recipient(s) {state}.")
+
+
+def _state_command(name: str, action, done: str) -> None:
+    @announcements_cli.command(name)
+    @click.argument("announcement_id", type=int)
+    def command(announcement_id: int) -> None:
+        announcement = _announcement(announcement_id)
+        _commit_or_fail(lambda: action(announcement))
+        click.echo(f"Announcement {announcement_id} {done}.")
+
+    command.__doc__ = f"{name.capitalize()} an announcement."
+
+
+_state_command("pause", services.pause, "paused")
+_state_command("resume", services.resume, "resumed")
+_state_command("cancel", services.cancel, "cancelled")
+
+
+@announcements_cli.command("list")
+def list_announcements() -> None:
+    """List announcements, newest first."""
+    rows = db.session.scalars(sa.select(Announcement).order_by(Announcement.id.desc())).all()
+    if not rows:
+        click.echo("No announcements yet.")
+    for announcement in rows:
+        counts = services.status_counts(announcement.id)
+        click.echo(
+            f"{announcement.id:>5}  {announcement.status.value:<9}  "
+            f"{counts['sent']:>7}/{counts['total']:<7}  {announcement.subject_en}"
+        )
+
+
+@announcements_cli.command("status")
+@click.argument("announcement_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object of counts.")
+def status(announcement_id: int, as_json: bool) -> None:
+    """Counts of deliveries by status."""
+    announcement = _announcement(announcement_id)
+    counts = services.status_counts(announcement.id)
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    click.echo(f"Announcement {announcement.id} ({announcement.status.value})")
+    for key, value in counts.items():
+        click.echo(f"  {key:<8} {value}")
+
+
+@click.command("worker")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="SMTP connections used in parallel.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="At most this many messages per second (default: no limit).",
+)
+@click.option("--until-idle", is_flag=True, help="Exit once nothing is due.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@with_appcontext
+def worker_command(
+    concurrency: int, rate: float | None, until_idle: bool, batch_size: int, quiet: bool
+) -> None:
+    """Deliver queued announcement messages."""
+    worker = DeliveryWorker(
+        current_app._get_current_object(),
+        concurrency=concurrency,
+        rate=rate,
+        batch_size=batch_size,
+        until_idle=until_idle,
+        progress=None if quiet else lambda line: click.echo(line, err=True),
+    )
+    # A polite stop on SIGTERM/SIGINT: in-flight messages finish, claimed rows go back.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    outcome = worker.run()
+    click.echo(
+        f"Worker finished: sent {outcome.sent}, failed {outcome.failed}, "
+        f"retried {outcome.retried}, skipped {outcome.skipped}."
+    )

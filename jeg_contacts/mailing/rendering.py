@@ -1,0 +1,161 @@
+"""Announcement content: sanitised Markdown, safe placeholders, and fast per-recipient MIME.
+
+Each language version is rendered once; per recipient only plain string substitution and
+transfer encoding happen, which keeps the sender near the raw SMTP rate (building each
+message with `EmailMessage` costs about 1.6 ms, a ceiling of ~600 msg/s)."""
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from html import escape
+
+import nh3
+from markdown_it import MarkdownIt
+
+from jeg_contacts.extensions import utcnow
+from jeg_contacts.mailer.messages import clean_header_text
+
+PLACEHOLDERS = ("given_name", "family_name", "organisation")
+_PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}\}")
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+_ALLOWED_TAGS = {
+    "a", "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",
+    "h1", "h2", "h3", "h4", "hr",
+}  # fmt: skip
+
+
+def markdown_to_html(source: str) -> str:
+    """Markdown to HTML that can carry no script, event handler or javascript: link."""
+    rendered = _markdown.render(source or "")
+    return nh3.clean(
+        rendered,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def personalise(template: str, values: dict[str, str], *, html: bool) -> str:
+    """Replace {{ given_name }}-style placeholders; values are data, never template code."""
+
+    def value(match: re.Match[str]) -> str:
+        text = values.get(match.group(1), "")
+        return escape(text) if html else text
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+TOPICS_SLOT = "@@TOPICS@@"
+PREFERENCES_SLOT = "@@PREFERENCES_URL@@"
+UNSUBSCRIBE_SLOT = "@@UNSUBSCRIBE_URL@@"
+
+
+def _fill_slots(document: str, recipient: "Recipient", *, html: bool) -> str:
+    quote = escape if html else str
+    return (
+        personalise(document, recipient.values, html=html)
+        .replace(TOPICS_SLOT, quote(recipient.topics))
+        .replace(PREFERENCES_SLOT, quote(recipient.preferences_url))
+        .replace(UNSUBSCRIBE_SLOT, quote(recipient.unsubscribe_url))
+    )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    given_name: str
+    family_name: str
+    organisation: str
+    topics: str  # the recipient's topics that this announcement matches, already joined
+    preferences_url: str
+    unsubscribe_url: str
+
+    @property
+    def values(self) -> dict[str, str]:
+        return {
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "organisation": self.organisation,
+        }
+
+
+@dataclass(frozen=True)
+class LanguageVersion:
+    """One language of an announcement, rendered once (body, layout and footer) with the
+    placeholders and the *_SLOT markers left in, to be filled per recipient."""
+
+    language: str
+    subject: str
+    text: str
+    html: str
+
+
+def _encoded_header(value: str) -> str:
+    value = clean_header_text(value)
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _transfer_encode(text: str) -> bytes:
+    # Base64 keeps every line short and every byte safe whatever the content, at C speed.
+    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
+class MessageFactory:
+    """Builds the wire bytes of one announcement's messages."""
+
+    sender: str
+    list_id: str
+    message_id_domain: str
+
+    @classmethod
+    def for_sender(cls, mail_from: str, list_id: str) -> "MessageFactory":
+        name, address = parseaddr(mail_from)
+        domain = address.rpartition("@")[2] or "localhost"
+        return cls(
+            sender=formataddr((clean_header_text(name), address), charset="utf-8"),
+            list_id=clean_header_text(list_id),
+            message_id_domain=domain,
+        )
+
+    def build(self, version: LanguageVersion, recipient: Recipient) -> tuple[str, bytes]:
+        """(Message-ID, message bytes with CRLF line endings)."""
+        text = _fill_slots(version.text, recipient, html=False)
+        html = _fill_slots(version.html, recipient, html=True)
+        message_id = make_msgid(domain=self.message_id_domain)
+        boundary = "=_jeg_" + binascii.hexlify(message_id.encode()[-12:]).decode()
+        display_name = clean_header_text(f"{recipient.given_name} {recipient.family_name}")
+        headers = [
+            f"From: {self.sender}",
+            f"To: {formataddr((display_name, clean_header_text(recipient.email)), 'utf-8')}",
+            f"Subject: {_encoded_header(version.subject)}",
+            f"Date: {format_datetime(utcnow())}",
+            f"Message-ID: {message_id}",
+            f"List-Id: {self.list_id}",
+            f"List-Unsubscribe: <{clean_header_text(recipient.unsubscribe_url)}>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "MIME-Version: 1.0",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        ]
+        head = "\r\n".join(headers).encode("ascii")
+        part = (
+            '--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        )
+        body = b"".join(
+            [
+                part.format(b=boundary, kind="plain").encode(),
+                _transfer_encode(text),
+                part.format(b=boundary, kind="html").encode(),
+                _transfer_encode(html),
+                f"--{boundary}--\r\n".encode(),
+            ]
+        )
+        return message_id, head + b"\r\n\r\n" + body

@@ -1,0 +1,123 @@
+"""Announcement content: sanitised Markdown, inert placeholders, well-formed messages."""
+
+import email
+from email import policy
+from html.parser import HTMLParser
+
+import pytest
+
+from jeg_contacts.mailing.rendering import (
+    LanguageVersion,
+    MessageFactory,
+    Recipient,
+    markdown_to_html,
+    personalise,
+)
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.extend((name, value or "") for name, value in attrs)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>",
+        "<iframe src='https://evil.example'></iframe>",
+        "[click](javascript:alert(1))",
+        "[click](JaVaScRiPt:alert(1))",
+        "[click](java\tscript:alert(1))",
+        "<img src=x onerror=alert(1)>",
+        "<a href='https://x.example' onclick='alert(1)'>x</a>",
+        "[x](data:text/html;base64,PHNjcmlwdD4=)",
+        "[x](vbscript:msgbox)",
+    ],
+)
+def test_markdown_cannot_carry_active_content(source):
+    elements = _Elements()
+    elements.feed(markdown_to_html(source))
+    assert not {"script", "iframe", "img", "object", "embed", "style"} & set(elements.tags)
+    for name, value in elements.attributes:
+        assert not name.startswith("on")
+        if name == "href":
+            assert value.startswith(("http://", "https://", "mailto:")), value
+
+
+def test_markdown_keeps_ordinary_formatting_and_links():
+    html = markdown_to_html("# Workshop\n\n**Kyiv**, see [the report](https://unece.org/x).")
+    assert "<h1>Workshop</h1>" in html
+    assert "<strong>Kyiv</strong>" in html
+    assert 'href="https://unece.org/x"' in html
+
+
+def test_placeholders_are_data_not_template_code():
+    template = "Dear {{ given_name }} of {{organisation}}, {{ config }} {% if 1 %}x{% endif %}"
+    values = {"given_name": "{{ config }}", "organisation": "<b>A&B</b>"}
+    assert personalise(template, values, html=False) == (
+        "Dear {{ config }} of <b>A&B</b>, {{ config }} {% if 1 %}x{% endif %}"
+    )
+    assert "&lt;b&gt;A&amp;B&lt;/b&gt;" in personalise(template, values, html=True)
+
+
+def _message(recipient: Recipient, subject: str = "Атомные новости — réunion"):
+    factory = MessageFactory.for_sender("JEG secretariat <jeg@unece.test>", "JEG <a.jeg.test>")
+    version = LanguageVersion(
+        language="ru",
+        subject=subject,
+        text="Здравствуйте, {{ given_name }}!\n@@TOPICS@@\n@@PREFERENCES_URL@@\n"
+        "@@UNSUBSCRIBE_URL@@",
+        html="<p>{{ given_name }} / {{ organisation }}</p><a href='@@UNSUBSCRIBE_URL@@'>x</a>",
+    )
+    message_id, raw = factory.build(version, recipient)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert parsed["Message-ID"] == message_id
+    return parsed
+
+
+def _recipient(**overrides) -> Recipient:
+    values = {
+        "email": "ivan@example.org",
+        "given_name": "Иван",
+        "family_name": "Петров",
+        "organisation": "Росводресурсы <x>",
+        "topics": "Безопасность трубопроводов",
+        "preferences_url": "http://jeg.test/preferences/1.abc",
+        "unsubscribe_url": "http://jeg.test/unsubscribe/1.abc",
+    }
+    values.update(overrides)
+    return Recipient(**values)
+
+
+def test_built_message_has_list_headers_and_both_parts():
+    message = _message(_recipient())
+    assert message["To"].addresses[0].display_name == "Иван Петров"
+    assert message["To"].addresses[0].addr_spec == "ivan@example.org"
+    assert str(message["Subject"]) == "Атомные новости — réunion"
+    assert message["List-Unsubscribe"] == "<http://jeg.test/unsubscribe/1.abc>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] == "JEG <a.jeg.test>"
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Здравствуйте, Иван!" in text
+    assert "Безопасность трубопроводов" in text
+    assert "http://jeg.test/preferences/1.abc" in text
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Росводресурсы &lt;x&gt;" in html
+    assert "href='http://jeg.test/unsubscribe/1.abc'" in html
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["Eve\r\nBcc: victim@example.org", "=?UTF-8?Q?=0A?=Bcc: victim@example.org", "Eve\u2028Bcc: x"],
+)
+def test_hostile_names_and_subjects_cannot_add_headers(hostile):
+    message = _message(_recipient(given_name=hostile), subject=f"News {hostile}")
+    assert message.get_all("Bcc") is None
+    assert len(message.get_all("To")) == 1
