@@ -31,6 +31,12 @@ ifneq ($(DEMO_DATA),0)
 endif
 	$(FLASK) users bootstrap-admin
 	@echo "Back office: http://$(HOST):$(PORT)/admin/login    Public sign-up: http://$(HOST):$(PORT)/signup"
+	@# One shell for both: the delivery worker runs in the background and is stopped (politely,
+	@# SIGTERM lets in-flight messages finish) whenever the web server stops, Ctrl-C included.
+	@$(FLASK) worker --quiet & worker=$$!; \
+	echo "Delivery worker started (pid $$worker); it stops with the server."; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

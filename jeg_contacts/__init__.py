@@ -82,6 +82,7 @@ def _register_features(app: Flask) -> None:
     app.url_map.converters["int"] = RecordIdConverter
 
     from jeg_contacts import ratelimit  # noqa: F401  (its table belongs to the metadata)
+    from jeg_contacts.archive.views import bp as archive_bp
     from jeg_contacts.audit.views import bp as audit_bp
     from jeg_contacts.auth.cli import users_cli
     from jeg_contacts.auth.views import bp as auth_bp
@@ -89,8 +90,11 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.dashboard.views import bp as dashboard_bp
     from jeg_contacts.demo.cli import demo_data_command
     from jeg_contacts.directory.views import bp as directory_bp
+    from jeg_contacts.exports.cli import contacts_cli
+    from jeg_contacts.exports.views import bp as exports_bp
     from jeg_contacts.mailer.cli import outbox_command
     from jeg_contacts.mailing.cli import announcements_cli, worker_command
+    from jeg_contacts.mailing.views import bp as mailing_bp
     from jeg_contacts.organisations.views import bp as organisations_bp
     from jeg_contacts.pages.views import bp as pages_bp
     from jeg_contacts.signup.views import bp as signup_bp
@@ -105,6 +109,9 @@ def _register_features(app: Flask) -> None:
         organisations_bp,
         topics_bp,
         audit_bp,
+        mailing_bp,
+        archive_bp,
+        exports_bp,
     ):
         app.register_blueprint(blueprint)
     for command in (
@@ -114,6 +121,7 @@ def _register_features(app: Flask) -> None:
         demo_data_command,
         announcements_cli,
         worker_command,
+        contacts_cli,
     ):
         app.cli.add_command(command)
 

@@ -5,7 +5,7 @@ announcements and exports select contacts exactly as the directory shows them.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Self
@@ -202,41 +202,72 @@ def sort_contacts(query: sa.Select, sort: str, *, walk_organisations: bool = Fal
     Worth it for broad selections; a text search is better served by sorting its few matches.
     """
     sort = normalise_sort(sort)
-    key = sort.removeprefix("-")
-    columns: list[Any]
-    if key == "organisation":
+    if sort.removeprefix("-") == "organisation":
         inner = walk_organisations and not db.session.scalar(
             sa.select(query.where(Contact.organisation_id.is_(None)).exists())
         )
         query = query.join(
             Organisation, Contact.organisation_id == Organisation.id, isouter=not inner
         )
-        columns = [Organisation.normalised_name, Contact.search_name]
-    else:
-        columns = {
-            "name": [Contact.search_name],
-            "email": [Contact.email_key],
-            "country": [Contact.country, Contact.search_name],
-            "status": [Contact.status, Contact.search_name],
-            "signed_up": [Contact.created_at],
-        }[key]
+    return _ordered(query, sort)
+
+
+def _ordered(query: sa.Select, sort: str) -> sa.Select:
+    """`query`, which joins organisations when sorting by them, in the order of `sort`."""
+    key = sort.removeprefix("-")
+    columns: list[Any] = {
+        # Same-named organisations (a ministry in each country) apart, by country then id:
+        # each one's contacts can then come from an index already in order, with no sort.
+        "organisation": [
+            Organisation.normalised_name,
+            Organisation.country,
+            Organisation.id,
+            Contact.search_name,
+        ],
+        "name": [Contact.search_name],
+        "email": [Contact.email_key],
+        "country": [Contact.country, Contact.search_name],
+        "status": [Contact.status, Contact.search_name],
+        "signed_up": [Contact.created_at],
+    }[key]
     columns.append(Contact.id)
     if sort.startswith("-"):
         return query.order_by(*(column.desc() for column in columns))
     return query.order_by(*columns)
 
 
+def _in_page_order(contact_filter: ContactFilter, sort: str) -> sa.Select:
+    """Ids of the filter's matches, in the order the directory pages them."""
+    sort = normalise_sort(sort)
+    types = contact_filter.stakeholder_types
+    if types and not contact_filter.q and sort.removeprefix("-") == "organisation":
+        # Every match has an organisation of these types: stating the types on the joined
+        # organisation rather than as the filter's subquery gives the same rows, but lets the
+        # database walk those organisations in name order and stop after a page. (Given the
+        # subquery, SQLite fetches every such organisation by id and sorts all its contacts.)
+        query = filter_contacts(
+            sa.select(Contact.id), replace(contact_filter, stakeholder_types=())
+        )
+        query = query.join(Organisation, Contact.organisation_id == Organisation.id).where(
+            Organisation.stakeholder_type.in_(types)
+        )
+        return _ordered(query, sort)
+    matches = filter_contacts(sa.select(Contact.id), contact_filter)
+    return sort_contacts(matches, sort, walk_organisations=not contact_filter.q)
+
+
 def directory_page(contact_filter: ContactFilter, sort: str, page: int) -> Any:
     """One page of the directory, with organisations and topics loaded for its rows."""
     # Count, sort and skip over narrow rows of ids, then load only the contacts shown:
     # sorting whole rows would carry every column of every match through the sort.
-    matches = filter_contacts(sa.select(Contact.id), contact_filter)
-    ids = sort_contacts(matches, sort, walk_organisations=not contact_filter.q)
+    ids = _in_page_order(contact_filter, sort)
     pagination = db.paginate(ids, page=page, per_page=PER_PAGE, count=False, error_out=False)
     if pagination.page == 1 and len(pagination.items) < PER_PAGE:
         pagination.total = len(pagination.items)  # a short first page is all there is
+    elif contact_filter.is_empty:
+        pagination.total = _count_not_erased()
     else:
-        pagination.total = _count(matches)
+        pagination.total = _count(filter_contacts(sa.select(Contact.id), contact_filter))
     if pagination.items:
         contacts = db.session.scalars(
             sa.select(Contact)
@@ -246,6 +277,20 @@ def directory_page(contact_filter: ContactFilter, sort: str, page: int) -> Any:
         by_id = {contact.id: contact for contact in contacts}
         pagination.items = [by_id[contact_id] for contact_id in pagination.items]
     return pagination
+
+
+def _count_not_erased() -> int:
+    """How many contacts the empty filter matches: everyone but the erased."""
+    # Everyone less the erased, rather than testing every row for "not erased": SQLite
+    # counts a whole table from its pages alone, and the erased from their status index.
+    everyone = sa.select(sa.func.count()).select_from(Contact).scalar_subquery()
+    erased = (
+        sa.select(sa.func.count())
+        .select_from(Contact)
+        .where(Contact.status == ContactStatus.ERASED)
+        .scalar_subquery()
+    )
+    return db.session.scalar(sa.select(everyone - erased)) or 0
 
 
 def all_topics() -> list[Topic]:

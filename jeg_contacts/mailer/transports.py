@@ -92,3 +92,13 @@ def _deliver_pending(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _discard_pending(session: Session, previous_transaction: object) -> None:
     session.info.pop(_PENDING, None)
+
+
+def deliver_raw(recipient: str, raw: bytes) -> None:
+    """Send one pre-built message (bytes with CRLF line ends) to one address: over SMTP when
+    SMTP_HOST is set, else into the Maildir outbox."""
+    if current_app.config["SMTP_HOST"]:
+        with connect_smtp() as smtp:
+            smtp.sendmail(sender_address().addr_spec, [recipient], raw)
+    else:
+        mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True).add(raw)

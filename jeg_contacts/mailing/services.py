@@ -1,21 +1,29 @@
 """Announcements: drafting, audiences, the send snapshot, and the queue's state changes."""
 
-from dataclasses import dataclass
+import contextlib
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale
 from markupsafe import Markup
+from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.contacts.models import Contact, ContactStatus
-from jeg_contacts.contacts.services import clean_line
+from jeg_contacts.audit.services import record
+from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, search_key
+from jeg_contacts.contacts.services import clean_line, email_key, normalise_email
 from jeg_contacts.directory.services import ContactFilter, filter_contacts
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.mailer.messages import external_url
+from jeg_contacts.mailer.transports import deliver_raw
 from jeg_contacts.mailing.models import (
     Announcement,
     AnnouncementKind,
@@ -23,12 +31,15 @@ from jeg_contacts.mailing.models import (
     Delivery,
     DeliveryStatus,
     SavedAudience,
+    Worker,
 )
 from jeg_contacts.mailing.rendering import (
     PREFERENCES_SLOT,
     TOPICS_SLOT,
     UNSUBSCRIBE_SLOT,
     LanguageVersion,
+    MessageFactory,
+    Recipient,
     markdown_to_html,
 )
 
@@ -158,7 +169,7 @@ def start_sending(announcement: Announcement, at: datetime | None = None) -> int
         raise ValidationFailed("status", "This announcement was already queued.")
     now = utcnow()
     recipients = audience_query(effective_criteria(announcement))
-    count = db.session.execute(
+    db.session.execute(
         sa.insert(Delivery).from_select(
             ["announcement_id", "contact_id", "status", "attempts", "next_attempt_at"],
             sa.select(
@@ -169,7 +180,13 @@ def start_sending(announcement: Announcement, at: datetime | None = None) -> int
                 sa.literal(at or now, type_=Delivery.next_attempt_at.type),
             ),
         )
-    ).rowcount
+    )
+    # Counted rather than taken from rowcount, which psycopg reports as -1 for INSERT ... SELECT.
+    count = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.announcement_id == announcement.id)
+    )
     if at is not None and at > now:
         announcement.status = AnnouncementStatus.SCHEDULED
         announcement.scheduled_at = at
@@ -188,6 +205,11 @@ def pause(announcement: Announcement) -> None:
 def resume(announcement: Announcement) -> None:
     if announcement.status is not AnnouncementStatus.PAUSED:
         raise ValidationFailed("status", "Only a paused announcement can be resumed.")
+    scheduled = announcement.scheduled_at
+    if announcement.started_at is None and scheduled is not None and scheduled > utcnow():
+        # Paused before its time came: it waits for its time again.
+        announcement.status = AnnouncementStatus.SCHEDULED
+        return
     announcement.status = AnnouncementStatus.SENDING
     announcement.started_at = announcement.started_at or utcnow()
 
@@ -211,6 +233,13 @@ def cancel(announcement: Announcement) -> int:
 
 def retry_failed(announcement: Announcement) -> int:
     """Queue failed deliveries again; a finished announcement goes back to sending."""
+    if announcement.status not in (
+        AnnouncementStatus.SENDING,
+        AnnouncementStatus.PAUSED,
+        AnnouncementStatus.SENT,
+    ):
+        state = announcement.status.value
+        raise ValidationFailed("status", f"A {state} announcement's failed deliveries stay failed.")
     count = db.session.execute(
         sa.update(Delivery)
         .where(
@@ -269,3 +298,352 @@ def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff: base, 2 x base, 4 x base … capped at one hour."""
     base = current_app.config["DELIVERY_RETRY_BASE_SECONDS"]
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
+
+
+# --- What the back office shows and does ----------------------------------------------------
+
+ANNOUNCEMENTS_PER_PAGE = 25
+DELIVERIES_PER_PAGE = 50
+# The rate shown while sending is measured over this window.
+RATE_WINDOW_SECONDS = 60
+# Stand-ins for a recipient's details in previews and in tests to unknown addresses.
+SAMPLE_VALUES = {
+    "given_name": "Anna",
+    "family_name": "Example",
+    "organisation": "Example Ministry of Environment",
+}
+_AUDIT_SHORT_FIELDS = ("kind", "subject_en", "subject_fr", "subject_ru", "criteria")
+_AUDIT_TEXT_FIELDS = ("body_en", "body_fr", "body_ru")
+
+
+def announcement_page(page: int, status: AnnouncementStatus | None = None) -> Any:
+    """One page of announcements, newest first, optionally only those with `status`."""
+    query = sa.select(Announcement).order_by(Announcement.id.desc())
+    if status is not None:
+        query = query.where(Announcement.status == status)
+    return db.paginate(query, page=page, per_page=ANNOUNCEMENTS_PER_PAGE, error_out=False)
+
+
+def counts_for(announcement_ids: list[int]) -> dict[int, dict[str, int]]:
+    """status_counts() of several announcements in one query."""
+    counts = {
+        announcement_id: {status.value: 0 for status in DeliveryStatus} | {"total": 0}
+        for announcement_id in announcement_ids
+    }
+    if not announcement_ids:
+        return counts
+    rows = db.session.execute(
+        sa.select(Delivery.announcement_id, Delivery.status, sa.func.count())
+        .where(Delivery.announcement_id.in_(announcement_ids))
+        .group_by(Delivery.announcement_id, Delivery.status)
+    ).all()
+    for announcement_id, status, count in rows:
+        counts[announcement_id][DeliveryStatus(status).value] = count
+        counts[announcement_id]["total"] += count
+    return counts
+
+
+def unsaved_announcement(draft: AnnouncementDraft) -> Announcement:
+    """An announcement built from a form that is not saved (for previews): never added to
+    the session, and no rule is checked beyond keeping the texts to their maximum length."""
+    values: dict[str, Any] = {"kind": AnnouncementKind.GENERAL}
+    with contextlib.suppress(ValueError):
+        values["kind"] = AnnouncementKind(draft.kind)
+    for language in LANGUAGES:
+        subject = " ".join((getattr(draft, f"subject_{language}") or "").split())[:200]
+        body = (getattr(draft, f"body_{language}") or "")[:MAX_BODY_LENGTH]
+        values[f"subject_{language}"] = subject or None
+        values[f"body_{language}"] = body if body.strip() else None
+    values["subject_en"] = values["subject_en"] or ""
+    values["body_en"] = values["body_en"] or ""
+    criteria = dict(draft.criteria or {})
+    if draft.saved_audience_id is not None:
+        saved = db.session.get(SavedAudience, draft.saved_audience_id)
+        criteria = saved.criteria if saved is not None else criteria
+    return Announcement(**values, criteria=criteria)
+
+
+def _neutral_links() -> tuple[str, str]:
+    # Previews and tests must not carry anybody's working preferences or unsubscribe link:
+    # their links lead to the page where people ask for their own.
+    url = external_url("signup.new_link")
+    return url, url
+
+
+def _topics_text(criteria: dict[str, Any], language: str) -> str:
+    chosen = audience_topic_ids(criteria)
+    query = sa.select(Topic).order_by(Topic.position, Topic.id)
+    query = query.where(Topic.id.in_(chosen)) if chosen else query.where(Topic.active).limit(2)
+    return ", ".join(topic.label(language) for topic in db.session.scalars(query))
+
+
+def sample_recipient(
+    announcement: Announcement, language: str, email: str = "someone@example.org"
+) -> Recipient:
+    """A recipient for previews and tests: the contact with this address if there is one,
+    else sample details; links never lead to anybody's preferences."""
+    values = dict(SAMPLE_VALUES)
+    contact = None
+    if email:
+        contact = db.session.scalar(
+            sa.select(Contact).where(
+                Contact.email_key == email_key(email), Contact.status != ContactStatus.ERASED
+            )
+        )
+    if contact is not None:
+        values = {
+            "given_name": contact.given_name,
+            "family_name": contact.family_name,
+            "organisation": contact.organisation.name if contact.organisation else "",
+        }
+    preferences_url, unsubscribe_url = _neutral_links()
+    return Recipient(
+        email=email,
+        topics=_topics_text(effective_criteria(announcement), language),
+        preferences_url=preferences_url,
+        unsubscribe_url=unsubscribe_url,
+        **values,
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A message as its recipient reads it: built exactly as the worker builds it."""
+
+    requested_language: str
+    language: str
+    subject: str
+    text: str
+    html: str
+
+    @property
+    def fallback(self) -> bool:
+        return self.language != self.requested_language
+
+
+def _factory() -> MessageFactory:
+    return MessageFactory.for_sender(current_app.config["MAIL_FROM"], list_id())
+
+
+def preview(announcement: Announcement, language: str, email: str = "") -> Preview:
+    """The message one recipient would get in `language` (English when there is no such
+    version), personalised with sample details."""
+    language = language if language in LANGUAGES else "en"
+    version = language_version(announcement, language)
+    recipient = sample_recipient(announcement, version.language, email or "anna@example.org")
+    _message_id, raw = _factory().build(version, recipient)
+    message = message_from_bytes(raw, policy=email_policy.default)
+    return Preview(
+        requested_language=language,
+        language=version.language,
+        subject=str(message["Subject"]),
+        text=message.get_body(preferencelist=("plain",)).get_content(),
+        html=message.get_body(preferencelist=("html",)).get_content(),
+    )
+
+
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+
+def send_test(announcement: Announcement, language: str, address: str) -> Preview:
+    """Send one test message to `address`, built as the real ones are, its subject marked
+    [TEST]. Call after the commit that records it: it talks to the mail server."""
+    language = language if language in LANGUAGES else "en"
+    version = language_version(announcement, language)
+    version = replace(version, subject=TEST_SUBJECT_PREFIX + version.subject)
+    recipient = sample_recipient(announcement, version.language, address)
+    _message_id, raw = _factory().build(version, recipient)
+    deliver_raw(address, raw)
+    return Preview(language, version.language, version.subject, "", "")
+
+
+# A plain local-part@host address, such as the first administrator's admin@localhost.
+_LOCAL_ADDRESS = re.compile(r"[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def checked_test_address(raw: str) -> str:
+    """The normalised address a test goes to (ValidationFailed on "email" if it is not one).
+
+    Internal addresses (admin@localhost, name@mail.internal) are accepted too: a test goes to
+    a staff member, and the mail server is the judge of where it can deliver."""
+    try:
+        return normalise_email(raw)
+    except ValidationFailed:
+        candidate = (raw or "").strip()
+        if len(candidate) <= 254 and _LOCAL_ADDRESS.fullmatch(candidate):
+            return candidate
+        raise
+
+
+def audience_languages(criteria: dict[str, Any]) -> dict[str, int]:
+    """How many of the audience's active contacts read each language."""
+    ids = audience_query(criteria).subquery()
+    rows = db.session.execute(
+        sa.select(Contact.language, sa.func.count())
+        .where(Contact.id.in_(sa.select(ids.c.id)))
+        .group_by(Contact.language)
+    ).all()
+    counts = dict.fromkeys(LANGUAGES, 0)
+    for language, count in rows:
+        counts[language if language in counts else "en"] += count
+    return counts
+
+
+def saved_audiences() -> list[SavedAudience]:
+    return list(db.session.scalars(sa.select(SavedAudience).order_by(SavedAudience.name)))
+
+
+def saved_audience_named(name: str) -> SavedAudience | None:
+    name = " ".join((name or "").split())
+    return db.session.scalar(sa.select(SavedAudience).where(SavedAudience.name == name))
+
+
+def audit_snapshot(announcement: Announcement) -> dict[str, Any]:
+    """The audited fields; long texts as their length, so the log stays readable."""
+    snapshot: dict[str, Any] = {
+        field: getattr(announcement, field) for field in _AUDIT_SHORT_FIELDS
+    }
+    snapshot["kind"] = announcement.kind.value if announcement.kind else None
+    snapshot["saved_audience"] = (
+        announcement.saved_audience.name if announcement.saved_audience else None
+    )
+    for field in _AUDIT_TEXT_FIELDS:
+        text = getattr(announcement, field)
+        snapshot[field] = f"{len(text):,} characters" if text else None
+    return snapshot
+
+
+def record_action(
+    announcement: Announcement, action: str, summary: str, changes: dict | None = None
+) -> None:
+    """Audit one back-office action on an announcement."""
+    record(f"announcement.{action}", "announcement", announcement.id, summary, changes)
+
+
+def set_published(announcement: Announcement, published: bool) -> None:
+    """Show a sent announcement in the public archive, or take it out again."""
+    if published and announcement.status is not AnnouncementStatus.SENT:
+        raise ValidationFailed(
+            "published", "Only an announcement that has been sent can be published."
+        )
+    announcement.published = published
+
+
+def copy_as_draft(announcement: Announcement, user=None) -> Announcement:
+    """A new draft with the same texts and audience."""
+    copy = Announcement(
+        kind=announcement.kind,
+        criteria=dict(announcement.criteria or {}),
+        saved_audience_id=announcement.saved_audience_id,
+        created_by=user,
+        **{
+            f"{part}_{language}": getattr(announcement, f"{part}_{language}")
+            for part in ("subject", "body")
+            for language in LANGUAGES
+        },
+    )
+    db.session.add(copy)
+    db.session.flush()
+    return copy
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a send stands: counts, the recent rate and the time left at that rate."""
+
+    status: AnnouncementStatus
+    counts: dict[str, int]
+    rate_per_second: float | None
+    eta_seconds: int | None
+    waiting_to_retry: int
+    worker_running: bool
+
+    @property
+    def total(self) -> int:
+        return self.counts["total"]
+
+    @property
+    def done(self) -> int:
+        return self.counts["sent"] + self.counts["failed"] + self.counts["skipped"]
+
+    @property
+    def remaining(self) -> int:
+        return self.counts["queued"] + self.counts["sending"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (AnnouncementStatus.SENT, AnnouncementStatus.CANCELLED)
+
+
+def worker_running() -> bool:
+    """Whether a queue worker has shown signs of life within its lease."""
+    fresh = utcnow() - timedelta(seconds=current_app.config["WORKER_LEASE_SECONDS"])
+    return bool(db.session.scalar(sa.select(sa.exists().where(Worker.heartbeat_at >= fresh))))
+
+
+def progress(announcement: Announcement) -> Progress:
+    counts = status_counts(announcement.id)
+    now = utcnow()
+    waiting = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.announcement_id == announcement.id,
+            Delivery.status == DeliveryStatus.QUEUED,
+            Delivery.attempts > 0,
+            Delivery.next_attempt_at > now,
+        )
+    )
+    rate = eta = None
+    if announcement.status is AnnouncementStatus.SENDING and announcement.started_at:
+        window = min(RATE_WINDOW_SECONDS, max((now - announcement.started_at).total_seconds(), 1))
+        recent = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.announcement_id == announcement.id,
+                Delivery.sent_at >= now - timedelta(seconds=window),
+            )
+        )
+        rate = recent / window
+        remaining = counts["queued"] + counts["sending"]
+        if rate > 0 and remaining:
+            eta = round(remaining / rate)
+    return Progress(
+        status=announcement.status,
+        counts=counts,
+        rate_per_second=rate,
+        eta_seconds=eta,
+        waiting_to_retry=waiting or 0,
+        worker_running=worker_running(),
+    )
+
+
+FAILED_ONLY = "failed"
+
+
+def delivery_log(
+    announcement_id: int, q: str = "", status: DeliveryStatus | None = None, page: int = 1
+) -> Any:
+    """One page of an announcement's deliveries, searchable by name and address."""
+    query = (
+        sa.select(Delivery)
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.announcement_id == announcement_id)
+        .options(selectinload(Delivery.contact))
+        .order_by(Delivery.id)
+    )
+    for word in search_key(q).split():
+        query = query.where(
+            sa.or_(
+                Contact.search_name.contains(word, autoescape=True),
+                Contact.email_key.contains(word, autoescape=True),
+            )
+        )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return db.paginate(query, page=page, per_page=DELIVERIES_PER_PAGE, error_out=False)

@@ -1,0 +1,1 @@
+"""The public archive of sent announcements, with an Atom feed."""

@@ -1,0 +1,160 @@
+"""Helpers for export and import tests: contacts, files and the import pipeline in one call."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from openpyxl import Workbook
+
+from jeg_contacts.audit.models import AuditEntry
+from jeg_contacts.contacts.models import Contact, ContactStatus
+from jeg_contacts.exports.imports import Actor, Importer
+from jeg_contacts.exports.mapping import ImportSettings, suggest_mapping
+from jeg_contacts.exports.reading import open_table
+from jeg_contacts.extensions import db
+from tests.directory.conftest import make_contact
+
+HEADER = [
+    "Email",
+    "Given name",
+    "Family name",
+    "Organisation",
+    "Type of organisation",
+    "Organisation country",
+    "Topics",
+]
+
+
+def row(email: str, given: str = "Ana", family: str = "Silva", **overrides: str) -> list[str]:
+    values = {
+        "organisation": "Umweltbundesamt",
+        "type": "National authority",
+        "country": "DE",
+        "topics": "pipelines",
+    } | overrides
+    return [
+        email,
+        given,
+        family,
+        values["organisation"],
+        values["type"],
+        values["country"],
+        values["topics"],
+    ]
+
+
+def csv_bytes(rows: list[list[str]], *, header=HEADER, delimiter=",", encoding="utf-8") -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+def xlsx_bytes(rows: list[list[object]], *, header=HEADER) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Contacts"
+    sheet.append(header)
+    for values in rows:
+        sheet.append(values)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def run_import(
+    app: Flask,
+    path: Path,
+    *,
+    write: bool = True,
+    report: io.StringIO | None = None,
+    **settings: object,
+):
+    """Import `path` as the command line does (one transaction); returns the summary."""
+    with app.test_request_context():
+        table = open_table(path)
+        mapping = settings.pop("mapping", None) or suggest_mapping(table.header)
+        summary = Importer(
+            table,
+            ImportSettings(mapping=tuple(mapping), **settings),
+            file_name=path.name,
+            actor=Actor(None, "tests"),
+            write=write,
+            report=report,
+        ).run()
+        db.session.commit()
+        return summary
+
+
+def contacts_by_email(app: Flask) -> dict[str, Contact]:
+    """Every non-erased contact, with organisation and topics loaded, by address."""
+    with app.app_context():
+        contacts = db.session.scalars(
+            sa.select(Contact).where(Contact.status != ContactStatus.ERASED)
+        ).all()
+        for contact in contacts:
+            _ = contact.organisation, list(contact.topics), list(contact.consent_events)
+            db.session.expunge(contact)
+        return {contact.email: contact for contact in contacts}
+
+
+def count_contacts(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Contact))
+
+
+def audit_actions(app: Flask, action: str) -> list[AuditEntry]:
+    with app.app_context():
+        entries = db.session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+        ).all()
+        for entry in entries:
+            db.session.expunge(entry)
+        return list(entries)
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, int]:
+    """A small, varied directory: names in several scripts, and every status but erased."""
+    return {
+        "zoe": make_contact(
+            app,
+            given_name="Zoë",
+            family_name="Müller",
+            email="zoe@example.org",
+            organisation="Umweltbundesamt",
+            organisation_country="DE",
+            topics=("pipelines", "response-exercises"),
+        ),
+        "olga": make_contact(
+            app,
+            given_name="Ольга",
+            family_name="Иванова",
+            email="olga@example.ru",
+            organisation="МЧС России",
+            organisation_country="RU",
+            language="ru",
+            topics=("tailings-management-facilities",),
+        ),
+        "jean": make_contact(
+            app,
+            given_name="Jean",
+            family_name="Dupont, fils",
+            email="jean@example.fr",
+            organisation="Ministère de la Transition écologique",
+            organisation_country="FR",
+            language="fr",
+            status="unsubscribed",
+        ),
+        "erased": make_contact(app, email="gone@example.org", status="erased"),
+    }
