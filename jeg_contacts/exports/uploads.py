@@ -79,6 +79,12 @@ class Upload:
         return self.folder / "rejected.csv"
 
     @property
+    def size_label(self) -> str:
+        if self.size < 1024 * 1024:
+            return f"{max(self.size / 1024, 1):,.0f} KB"
+        return f"{self.size / 1024 / 1024:,.1f} MB"
+
+    @property
     def has_report(self) -> bool:
         return self.report_path.exists() and self.report_path.stat().st_size > 0
 
