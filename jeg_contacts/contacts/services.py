@@ -311,3 +311,22 @@ def erase_contact(contact: Contact, source: str) -> None:
     contact.status = ContactStatus.ERASED
     contact.link_secret = new_link_secret()
     record_consent(contact, ConsentAction.ERASE, source)
+
+
+def profile_values(contact: Contact) -> dict[str, Any]:
+    """A contact's current ProfileData fields, as form data (topics: the active ones' ids)."""
+    organisation = contact.organisation
+    return {
+        "organisation_name": organisation.name if organisation else "",
+        "stakeholder_type": organisation.stakeholder_type.value if organisation else "",
+        "organisation_country": organisation.country if organisation else None,
+        "organisation_website": organisation.website if organisation else "",
+        "salutation": contact.salutation or "",
+        "given_name": contact.given_name,
+        "family_name": contact.family_name,
+        "job_title": contact.job_title or "",
+        "phone": contact.phone or "",
+        "country": contact.country,
+        "language": contact.language,
+        "topics": [topic.id for topic in contact.topics if topic.active],
+    }

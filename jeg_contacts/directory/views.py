@@ -11,6 +11,7 @@ from werkzeug.routing import BuildError
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
+from jeg_contacts.contacts.services import profile_values
 from jeg_contacts.countries import country_choices, unece_member_codes
 from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, StatusForm
@@ -113,22 +114,10 @@ def _show_error(form: Any, error: ValidationFailed) -> None:
 
 
 def _form_data(contact: Contact) -> dict[str, Any]:
-    organisation = contact.organisation
     return {
-        "organisation_name": organisation.name if organisation else "",
-        "stakeholder_type": organisation.stakeholder_type.value if organisation else "",
-        "organisation_country": organisation.country if organisation else None,
-        "organisation_website": organisation.website if organisation else "",
-        "salutation": contact.salutation or "",
-        "given_name": contact.given_name,
-        "family_name": contact.family_name,
-        "job_title": contact.job_title or "",
-        "phone": contact.phone or "",
-        "country": contact.country,
-        "language": contact.language,
+        **profile_values(contact),
         "email": contact.email or "",
         "status": contact.status.value,
-        "topics": [topic.id for topic in contact.topics if topic.active],
         "version": contact.version,
     }
 

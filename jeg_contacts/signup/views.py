@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from jeg_contacts import ratelimit
 from jeg_contacts.contacts.models import Contact, ContactStatus
-from jeg_contacts.contacts.services import contact_data_export
+from jeg_contacts.contacts.services import contact_data_export, profile_values
 from jeg_contacts.errors import ExpiredLink, InvalidLink, ValidationFailed
 from jeg_contacts.extensions import csrf, db
 from jeg_contacts.signup import services
@@ -172,29 +172,11 @@ def link_sent() -> str:
     return render_template("signup/link_sent.html")
 
 
-def _preferences_form_data(contact: Contact) -> dict:
-    organisation = contact.organisation
-    return {
-        "organisation_name": organisation.name if organisation else "",
-        "stakeholder_type": organisation.stakeholder_type.value if organisation else "",
-        "organisation_country": organisation.country if organisation else None,
-        "organisation_website": organisation.website if organisation else "",
-        "salutation": contact.salutation or "",
-        "given_name": contact.given_name,
-        "family_name": contact.family_name,
-        "job_title": contact.job_title or "",
-        "phone": contact.phone or "",
-        "country": contact.country,
-        "language": contact.language,
-        "topics": [topic.id for topic in contact.topics],
-    }
-
-
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 def preferences(token: str) -> Response | str | tuple[str, int]:
     contact = _as_contact(contact_from_manage_token(token))
     if request.method == "GET":
-        form = ProfileForm(data=_preferences_form_data(contact))
+        form = ProfileForm(data=profile_values(contact))
         return render_template("signup/preferences.html", form=form, contact=contact, token=token)
     form = ProfileForm()
     if form.validate():
