@@ -1,9 +1,10 @@
 """Importing contact lists: every row checked with the sign-up rules (rows.py), then the valid
 ones written with set-based inserts, a chunk at a time.
 
-A row is checked completely before anything is written, so a rejected row changes nothing; the
-caller commits once at the end, so a file that turns out to be unreadable half-way leaves the
-database as it was. A dry run is the same pass without the writes.
+Every row of the file is checked before anything is written, so a rejected row changes nothing
+and the write transaction stays short; the caller commits once at the end, so a file that turns
+out to be unreadable half-way leaves the database as it was. A dry run is the same pass
+without the writes.
 """
 
 import csv
@@ -208,6 +209,13 @@ class Importer:
             key: row.id for key, row in self.organisations.items()
         }
         self.websites_filled: set[int] = set()
+        # With `write`, each chunk's creates and updates, written only once every row is
+        # checked: SQLite holds its single write lock from the first write to the commit, so
+        # checking first keeps that stretch to the writes themselves (seconds, not a minute).
+        self.planned_writes: list[
+            tuple[list[CheckedRow], list[tuple[CheckedRow, _Existing, dict[str, list]]]]
+        ] = []
+        self.writing = False  # every row checked, the planned changes being written
         self.now = utcnow()
         self.source = consent_source(actor, file_name)
         self.report = csv.writer(report) if report is not None else None
@@ -238,6 +246,10 @@ class Importer:
             raise PreviewOutdated(self.summary)
         if self.write:
             self._check_pending_limit(self.summary.pending)
+            self.writing = True
+            for creates, updates in self.planned_writes:
+                self._write_creates(creates)
+                self._write_updates(updates)
             self._audit_import()
         return self.summary
 
@@ -336,8 +348,7 @@ class Importer:
                 elif outcome is Outcome.UPDATE:
                     updates.append((checked, *extra))
         if self.write:
-            self._write_creates(creates)
-            self._write_updates(updates)
+            self.planned_writes.append((creates, updates))
 
     def _decide(self, row, values, cell_problems, key, normalised, existing, erased):
         email = values.get("email", "").strip()
