@@ -1,7 +1,6 @@
 """Signed links: expiring confirmation links, and revocable preference/unsubscribe links."""
 
 import base64
-import hashlib
 import hmac
 from datetime import datetime, timedelta
 
@@ -17,7 +16,7 @@ _MAX_TOKEN_LENGTH = 200
 def _signature(*parts: object) -> str:
     key = current_app.config["SECRET_KEY"].encode()
     message = "|".join(str(part) for part in parts).encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()
+    digest = hmac.digest(key, message, "sha256")  # one-shot: C speed, for bulk sends
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 

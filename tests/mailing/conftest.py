@@ -4,6 +4,7 @@ import asyncio
 import email
 import threading
 from collections import Counter
+from collections.abc import Callable
 from email import policy
 
 import pytest
@@ -32,6 +33,7 @@ class FlakySmtpHandler:
     def __init__(self, temp_failures: int = 1, delay: float = 0.0) -> None:
         self.temp_failures = temp_failures
         self.delay = delay
+        self.on_data: Callable[[str], None] | None = None  # called as each message arrives
         self.attempts: Counter[str] = Counter()
         self.received: list[email.message.EmailMessage] = []
         self.lock = threading.Lock()
@@ -41,6 +43,8 @@ class FlakySmtpHandler:
         with self.lock:
             self.attempts[recipient] += 1
             attempt = self.attempts[recipient]
+        if self.on_data:
+            self.on_data(recipient)
         if self.delay:
             await asyncio.sleep(self.delay)
         if "perm" in recipient:

@@ -4,9 +4,11 @@ import sqlalchemy as sa
 
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db
+from jeg_contacts.mailer import external_url
 from jeg_contacts.mailing import services
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus, Delivery, DeliveryStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
+from jeg_contacts.signup.tokens import manage_token
 from tests.mailing.conftest import add_contacts
 
 
@@ -60,19 +62,48 @@ def test_each_active_recipient_gets_one_message_in_their_language(mail_app, flak
     assert "Bonjour Élodie" in french.get_body(preferencelist=("plain",)).get_content()
     assert str(by_address["ru@example.org"]["Subject"]) == "Workshop on tailings safety"
     english = by_address["en0@example.org"]
-    assert english["List-Unsubscribe"].startswith("<http://jeg.test/unsubscribe/")
+    with mail_app.app_context():
+        contact = db.session.scalar(sa.select(Contact).where(Contact.email == "en0@example.org"))
+        token = manage_token(contact)
+        unsubscribe_url = external_url("signup.unsubscribe", token=token)
+        preferences_url = external_url("signup.preferences", token=token)
+    assert english["List-Unsubscribe"] == f"<{unsubscribe_url}>"
     assert english["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert english["List-Id"]
     assert english["Message-ID"]
     html = english.get_body(preferencelist=("html",)).get_content()
     assert "<strong>workshop</strong>" in html
-    assert "/preferences/" in html and "/unsubscribe/" in html
+    assert f'href="{preferences_url}"' in html and f'href="{unsubscribe_url}"' in html
     with mail_app.app_context():
         assert db.session.get(Announcement, announcement_id).status is AnnouncementStatus.SENT
         counts = services.status_counts(announcement_id)
     assert counts == {
         "queued": 0, "sending": 0, "sent": 7, "failed": 0, "skipped": 0, "total": 7
     }  # fmt: skip
+
+
+def test_each_outcome_is_committed_before_the_next_message_goes_out(mail_app, flaky_smtp):
+    """The duplicate bound: whenever a message is in flight, every earlier one sent over the
+    connection is already recorded, so a crash can leave at most that one unrecorded."""
+    handler, _port = flaky_smtp
+    add_contacts(mail_app, [f"person{n}@example.org" for n in range(6)])
+    announcement_id = _announce(mail_app)
+    recorded_when_data_arrived = []
+
+    def count_recorded(_recipient: str) -> None:
+        with mail_app.app_context():
+            recorded_when_data_arrived.append(
+                db.session.scalar(
+                    sa.select(sa.func.count()).where(
+                        Delivery.announcement_id == announcement_id,
+                        Delivery.status == DeliveryStatus.SENT,
+                    )
+                )
+            )
+
+    handler.on_data = count_recorded
+    _run(mail_app, concurrency=1)
+    assert recorded_when_data_arrived == [0, 1, 2, 3, 4, 5]
 
 
 def test_unsubscribing_after_the_snapshot_skips_the_message(mail_app, flaky_smtp):
