@@ -1,7 +1,8 @@
 """The delivery worker: drains the queue over reused SMTP connections, safely under crashes.
 
 Crash safety: a delivery is marked `sending` (claimed by this worker) before its DATA goes
-out and `sent` in its own commit right after the server's 250 reply. A worker killed at any
+out, and `sent` after the server's 250 reply, in a commit made while the server handles the
+next message's MAIL FROM and always before that message's DATA. A worker killed at any
 moment therefore leaves at most one message per SMTP connection sent-but-not-recorded: after
 a restart those few are sent again (the duplicate bound is the concurrency), every other
 claimed row is simply queued again, and nothing is lost.
