@@ -2,10 +2,13 @@
 
 import asyncio
 import email
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from email import policy
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,7 +22,10 @@ from jeg_contacts.contacts.models import (
 )
 from jeg_contacts.contacts.services import find_or_create_organisation, new_link_secret
 from jeg_contacts.extensions import db, utcnow
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port, make_app, subprocess_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = str(Path(sys.executable).with_name("flask"))
 
 
 class FlakySmtpHandler:
@@ -115,3 +121,30 @@ def add_contacts(app, emails: list[str], **values) -> list[int]:
             contacts.append(contact)
         db.session.commit()
         return [contact.id for contact in contacts]
+
+
+@pytest.fixture
+def start_worker(mail_app, flaky_smtp):
+    """Start `flask worker --until-idle` child processes; any left running are killed."""
+    _handler, port = flaky_smtp
+    started: list[subprocess.Popen] = []
+
+    def start(*arguments: str) -> subprocess.Popen:
+        environment = subprocess_environment(
+            mail_app, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), DELIVERY_RETRY_BASE_SECONDS="0"
+        )
+        process = subprocess.Popen(
+            [FLASK, "--app", "wsgi", "worker", "--until-idle", "--quiet", *arguments],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -3,49 +3,18 @@
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db
 from jeg_contacts.mailing import services
 from jeg_contacts.mailing.models import Delivery, DeliveryStatus
-from tests.conftest import TEST_DATABASE_URL, subprocess_environment
+from tests.conftest import TEST_DATABASE_URL, csrf_token, signup_form
 from tests.mailing.conftest import add_contacts
 from tests.mailing.test_worker import _announce
-
-ROOT = Path(__file__).resolve().parents[2]
-FLASK = str(Path(sys.executable).with_name("flask"))
-
-
-@pytest.fixture
-def start_worker(mail_app, flaky_smtp):
-    """Start `flask worker --until-idle` child processes; any left running are killed."""
-    _handler, port = flaky_smtp
-    started: list[subprocess.Popen] = []
-
-    def start(*arguments: str) -> subprocess.Popen:
-        environment = subprocess_environment(
-            mail_app, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), DELIVERY_RETRY_BASE_SECONDS="0"
-        )
-        process = subprocess.Popen(
-            [FLASK, "--app", "wsgi", "worker", "--until-idle", "--quiet", *arguments],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def _wait(process: subprocess.Popen, timeout: float = 120) -> str:
@@ -118,3 +87,39 @@ def test_two_workers_on_postgresql_never_send_one_delivery_twice(
             )
         )
     assert senders == 300
+
+
+def test_web_requests_while_the_worker_sends_never_find_the_database_locked(
+    mail_app, flaky_smtp, start_worker
+):
+    """SQLite has one writer at a time: sign-ups must wait their turn, never fail."""
+    handler, _port = flaky_smtp
+    handler.delay = 0.01
+    add_contacts(mail_app, [f"person{n}@example.org" for n in range(400)])
+    announcement_id = _announce(mail_app)
+    worker = start_worker("--concurrency", "4", "--batch-size", "25")
+    deadline = time.monotonic() + 60
+    while not handler.received:
+        assert time.monotonic() < deadline, "the worker sent nothing"
+        time.sleep(0.01)
+
+    client = mail_app.test_client()
+    signups_during_the_send = 0
+    while worker.poll() is None:
+        visitor = {
+            "REMOTE_ADDR": f"10.0.{signups_during_the_send // 200}.{signups_during_the_send % 200}"
+        }
+        data = signup_form(mail_app, email=f"new{signups_during_the_send}@example.org")
+        data["csrf_token"] = csrf_token(client, "/signup")
+        response = client.post("/signup", data=data, environ_base=visitor)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        signups_during_the_send += 1
+    _wait(worker)
+
+    assert signups_during_the_send >= 10  # the two really overlapped
+    assert _statuses(mail_app, announcement_id)["sent"] == 400
+    with mail_app.app_context():
+        created = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Contact).where(Contact.email.like("new%"))
+        )
+    assert created == signups_during_the_send
