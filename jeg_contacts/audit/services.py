@@ -1,8 +1,11 @@
-"""Recording audit entries; callers flush them with the change they describe."""
+"""Recording audit entries (callers flush them with the change they describe), and blanking
+a person's data in them when the person is erased."""
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask_login import current_user
 
 from jeg_contacts.audit.models import AuditEntry
@@ -41,3 +44,117 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+# What erasure leaves in place of a person's data, in changes and summaries alike.
+ERASED = "(erased)"
+_ERASED_RUN = re.compile(r"\(erased\)(?:\s+\(erased\))+")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every non-empty string inside a JSON value."""
+    if isinstance(value, str):
+        if value.strip():
+            yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+
+
+def _blanked(value: Any) -> Any:
+    """The value with every non-empty leaf replaced by ERASED, keeping its shape, so
+    `[None, "Ana"]` still reads as "was empty, then set"."""
+    if isinstance(value, list | tuple):
+        return [_blanked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _blanked(item) for key, item in value.items()}
+    return value if value is None or value == "" else ERASED
+
+
+def _replacing(texts: Iterable[str]) -> Callable[[Any], Any]:
+    """A function that replaces each of `texts` (as whole words, in any case) by ERASED in a
+    string or in every string inside a JSON value."""
+    words = sorted({text.strip() for text in texts if text.strip()}, key=len, reverse=True)
+    if not words:
+        return lambda value: value
+    # Whole words only, longest first: a one-letter name must not eat letters of other words.
+    pattern = re.compile(
+        r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)", re.IGNORECASE
+    )
+
+    def replace(value: Any) -> Any:
+        if isinstance(value, str):
+            # "Ana Silva" becomes one marker, not two.
+            return _ERASED_RUN.sub(ERASED, pattern.sub(ERASED, value))
+        if isinstance(value, list | tuple):
+            return [replace(item) for item in value]
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        return value
+
+    return replace
+
+
+def erase_person(
+    entity_type: str,
+    entity_id: int,
+    *,
+    quoted: Mapping[str, str | None],
+    kept: Collection[str],
+) -> dict[str, set[str]]:
+    """Blank a person's data in every entry about their record, keeping what was done, when,
+    by whom and to which fields; returns each `quoted` field's values found, current and past.
+
+    `quoted` maps the fields whose values summaries may quote (names, address, ...) to their
+    current values; in `changes`, every field not in `kept` is blanked, whatever its name."""
+    entries = list(
+        db.session.scalars(
+            sa.select(AuditEntry).where(
+                AuditEntry.entity_type == entity_type, AuditEntry.entity_id == entity_id
+            )
+        )
+    )
+    found = {field: set(_strings(value)) for field, value in quoted.items()}
+    for entry in entries:
+        for field, change in (entry.changes or {}).items():
+            if field in found:
+                found[field].update(_strings(change))
+    replace = _replacing(text for texts in found.values() for text in texts)
+    for entry in entries:
+        entry.summary = replace(entry.summary)[:500]
+        if entry.changes:
+            # A new dict, not changed in place: the JSON column only sees reassignment.
+            entry.changes = {
+                field: change if field in kept else _blanked(change)
+                for field, change in entry.changes.items()
+            }
+    return found
+
+
+def erase_address(address: str, entity_type: str) -> None:
+    """Replace an email address where the log quotes it outside the entries about single
+    records of `entity_type`: in the filter of an export or bulk action, in a test send.
+
+    Those entries are erase_person's: by now the address may be another record's. Staff
+    accounts' entries are left alone too: they are about the account."""
+    needle = address.casefold()
+    replace = _replacing([address])
+    entries = db.session.scalars(
+        sa.select(AuditEntry).where(
+            AuditEntry.entity_type != "user",
+            sa.or_(AuditEntry.entity_type != entity_type, AuditEntry.entity_id.is_(None)),
+            sa.or_(
+                sa.func.lower(AuditEntry.summary).contains(needle, autoescape=True),
+                sa.func.lower(sa.cast(AuditEntry.changes, sa.Text)).contains(
+                    needle, autoescape=True
+                ),
+            ),
+        )
+    )
+    for entry in entries:
+        entry.summary = replace(entry.summary)[:500]
+        if entry.changes:
+            entry.changes = replace(entry.changes)

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 
+from jeg_contacts.audit import services as audit
 from jeg_contacts.contacts.models import (
     ConsentAction,
     ConsentEvent,
@@ -27,6 +28,7 @@ from jeg_contacts.countries import iso_codes
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.mailing.models import Delivery
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
 PRIVACY_NOTICE_VERSION = "2026-11"
@@ -292,10 +294,57 @@ def contact_data_export(contact: Contact) -> dict[str, Any]:
     }
 
 
+# What the audit log still says about an erased contact: the non-identifying facts the consent
+# log keeps too. Every other field is blanked, including ones added later: failing safe.
+AUDIT_FIELDS_KEPT_AFTER_ERASURE = frozenset({"status", "language", "topics"})
+
+
+def _erase_from_audit_log(contact: Contact) -> set[str]:
+    """Blank the contact's data in the audit log; returns every address it had."""
+    organisation = contact.organisation
+    found = audit.erase_person(
+        "contact",
+        contact.id,
+        # The fields whose values summaries quote ("Edited Ana Silva", "Organisation X merged").
+        quoted={
+            "given_name": contact.given_name,
+            "family_name": contact.family_name,
+            "job_title": contact.job_title,
+            "email": contact.email,
+            "phone": contact.phone,
+            "organisation": organisation.name if organisation else None,
+        },
+        kept=AUDIT_FIELDS_KEPT_AFTER_ERASURE,
+    )
+    for address in found["email"]:
+        audit.erase_address(address, "contact")
+    return found["email"]
+
+
+def _erase_from_delivery_replies(contact_id: int, addresses: Iterable[str]) -> None:
+    """Blank the addresses in mail servers' replies to this contact's deliveries
+    ("550 5.1.1 <ana@example.org>: Recipient address rejected")."""
+    for address in addresses:
+        replies = db.session.scalars(
+            sa.select(Delivery).where(
+                Delivery.contact_id == contact_id,
+                sa.func.lower(Delivery.last_reply).contains(address.casefold(), autoescape=True),
+            )
+        )
+        for delivery in replies:
+            delivery.last_reply = re.sub(
+                re.escape(address), audit.ERASED, delivery.last_reply, flags=re.IGNORECASE
+            )
+
+
 def erase_contact(contact: Contact, source: str) -> None:
-    """Remove a contact's personal data for good, keeping only a hash of the address."""
+    """Remove a contact's personal data for good, keeping only a hash of the address; what the
+    audit log and mail servers' replies quote of it is blanked in the same transaction."""
     if contact.status is ContactStatus.ERASED:
         return
+    # Before the values are cleared: they are what to look for.
+    addresses = _erase_from_audit_log(contact)
+    _erase_from_delivery_replies(contact.id, addresses)
     if contact.email and not is_erased_address(contact.email):
         db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
     contact.salutation = None
