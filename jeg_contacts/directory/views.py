@@ -208,6 +208,27 @@ def _render_contact_form(
     return page, status
 
 
+def _not_saved(
+    form: ContactForm,
+    contact_id: int | None,
+    error: ValidationFailed | IntegrityError | None = None,
+) -> tuple[str, int]:
+    """The add or edit form again (400), with why it was not saved; `error` None means the
+    form's own validation refused it."""
+    duplicate_id = None
+    if isinstance(error, IntegrityError):
+        # Another contact took the address between our check and the commit.
+        db.session.rollback()
+        form.email.errors = ["Another contact already has this email address."]
+    elif error is not None:
+        if isinstance(error, services.DuplicateContact):
+            duplicate_id = error.existing_id
+        _show_error(form, error)
+    # As stored: after a rollback the edit's unsaved values must not show as the record's.
+    contact = _contact_or_404(contact_id) if contact_id is not None else None
+    return _render_contact_form(form, contact, 400, duplicate_id=duplicate_id)
+
+
 def _conflict(contact_id: int, refused: ContactForm) -> tuple[str, int]:
     """Show the record as it is now, with what the person tried to save beside it."""
     db.session.rollback()
@@ -233,35 +254,26 @@ def edit_contact(contact_id: int) -> Response | tuple[str, int]:
             ContactForm(data=_form_data(contact), statuses=statuses), contact
         )
     form = ContactForm(statuses=statuses)
-    duplicate_id = None
-    if form.validate():
-        try:
-            changes = services.update_contact(
-                contact,
-                _contact_data(form),
-                expected_version=form.version.data,
-                staff_email=current_user.email,
-            )
-            db.session.commit()
-        except (services.ContactChanged, StaleDataError):
-            return _conflict(contact_id, form)
-        except services.DuplicateContact as error:
-            duplicate_id = error.existing_id
-            _show_error(form, error)
-        except ValidationFailed as error:
-            _show_error(form, error)
-        except IntegrityError:
-            # Another contact took the address between our check and the commit.
-            db.session.rollback()
-            form.email.errors = ["Another contact already has this email address."]
-        else:
-            _note_kept_organisation_type(contact, form.stakeholder_type.data)
-            if changes:
-                flash(f"Saved. Changed: {', '.join(changes).replace('_', ' ')}.", "success")
-            else:
-                flash("Nothing was changed.", "success")
-            return redirect(url_for(".contact", contact_id=contact_id))
-    return _render_contact_form(form, _contact_or_404(contact_id), 400, duplicate_id=duplicate_id)
+    if not form.validate():
+        return _not_saved(form, contact_id)
+    try:
+        changes = services.update_contact(
+            contact,
+            _contact_data(form),
+            expected_version=form.version.data,
+            staff_email=current_user.email,
+        )
+        db.session.commit()
+    except (services.ContactChanged, StaleDataError):
+        return _conflict(contact_id, form)
+    except (ValidationFailed, IntegrityError) as error:
+        return _not_saved(form, contact_id, error)
+    _note_kept_organisation_type(contact, form.stakeholder_type.data)
+    if changes:
+        flash(f"Saved. Changed: {', '.join(changes).replace('_', ' ')}.", "success")
+    else:
+        flash("Nothing was changed.", "success")
+    return redirect(url_for(".contact", contact_id=contact_id))
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
@@ -271,31 +283,23 @@ def new_contact() -> Response | tuple[str, int]:
     if not form.is_submitted():
         form.language.data = "en"
         return _render_contact_form(form, None)
-    duplicate_id = None
-    if form.validate():
-        try:
-            contact = services.add_contact(_contact_data(form), current_user.email)
-            db.session.commit()
-        except services.DuplicateContact as error:
-            duplicate_id = error.existing_id
-            _show_error(form, error)
-        except ValidationFailed as error:
-            _show_error(form, error)
-        except IntegrityError:
-            db.session.rollback()
-            form.email.errors = ["Another contact already has this email address."]
-        else:
-            _note_kept_organisation_type(contact, form.stakeholder_type.data)
-            if contact.status is ContactStatus.PENDING:
-                flash(
-                    f"Added {contact.full_name}. A confirmation link was emailed to "
-                    f"{contact.email}; they become active once they confirm.",
-                    "success",
-                )
-            else:
-                flash(f"Added {contact.full_name} as an active contact.", "success")
-            return redirect(url_for(".contact", contact_id=contact.id))
-    return _render_contact_form(form, None, 400, duplicate_id=duplicate_id)
+    if not form.validate():
+        return _not_saved(form, None)
+    try:
+        contact = services.add_contact(_contact_data(form), current_user.email)
+        db.session.commit()
+    except (ValidationFailed, IntegrityError) as error:
+        return _not_saved(form, None, error)
+    _note_kept_organisation_type(contact, form.stakeholder_type.data)
+    if contact.status is ContactStatus.PENDING:
+        flash(
+            f"Added {contact.full_name}. A confirmation link was emailed to "
+            f"{contact.email}; they become active once they confirm.",
+            "success",
+        )
+    else:
+        flash(f"Added {contact.full_name} as an active contact.", "success")
+    return redirect(url_for(".contact", contact_id=contact.id))
 
 
 @bp.post("/contacts/<int:contact_id>/status")
