@@ -428,3 +428,40 @@ def test_viewer_cannot_open_or_post_any_change(app, viewer_client, ana):
     contact = load_contact(app, ana)
     assert (contact.status, contact.version) == (ContactStatus.ACTIVE, 1)
     assert len(audit_entries(app)) == audited_before
+
+
+# --- An address taken while saving ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["add_contact", "update_contact"])
+def test_address_taken_between_the_check_and_the_commit_is_refused(
+    app, editor_client, ana, monkeypatch, service
+):
+    """Another request saves a contact with the address after the service checked it: the
+    unique index refuses the commit and the form comes back with the reason."""
+    checked = getattr(services, service)
+
+    def racing(*args, **kwargs):
+        result = checked(*args, **kwargs)
+        db.session.add(
+            Contact(
+                given_name="Racing",
+                family_name="Request",
+                email="taken@example.org",
+                email_key="taken@example.org",
+                link_secret="x",
+            )
+        )
+        return result
+
+    monkeypatch.setattr(services, service, racing)
+    if service == "add_contact":
+        response = post_new(app, editor_client, email="taken@example.org")
+    else:
+        response = post_edit(app, editor_client, ana, email="taken@example.org")
+
+    assert response.status_code == 400
+    assert "Another contact already has this email address." in response.get_data(as_text=True)
+    with app.app_context():
+        emails = db.session.scalars(sa.select(Contact.email)).all()
+    assert emails == ["ana.silva@example.org"]
