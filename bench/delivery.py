@@ -19,11 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import FLASK, ROOT, PeakMemory, demo_database, flask, scratch_environment
 
+sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
-FLASK = str(Path(PYTHON).with_name("flask"))
 
 
 def free_port() -> int:
@@ -68,20 +67,12 @@ def raw_rate(port: int, message: bytes, count: int, connections: int) -> float:
 
 def prepare(instance: Path, recipients: int) -> tuple[dict[str, str], int, int]:
     """A database with `recipients` active contacts and one queued announcement."""
-    environment = {
-        **os.environ,
-        "INSTANCE_PATH": str(instance),
-        "DATABASE_URL": f"sqlite:///{instance / 'bench.db'}",
-        "SECRET_KEY": "bench",
-        "BASE_URL": "https://contacts.jeg.example",
-        "MAIL_FROM": "JEG secretariat <jeg@unece.test>",
-    }
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [FLASK, "--app", "wsgi", *args], env=environment, check=True, capture_output=True, text=True
+    environment = scratch_environment(
+        instance,
+        BASE_URL="https://contacts.jeg.example",
+        MAIL_FROM="JEG secretariat <jeg@unece.test>",
     )
-    run("db", "upgrade")
-    run("seed")
-    run("demo-data", "--contacts", str(recipients))
+    demo_database(environment, recipients)
     body = instance / "body.md"
     body.write_text(
         "Dear {{ given_name }},\n\nThe **Joint Expert Group** invites {{ organisation }} to a "
@@ -90,10 +81,10 @@ def prepare(instance: Path, recipients: int) -> tuple[dict[str, str], int, int]:
         * 40
     )
     announcement_id = int(
-        run("announcements", "create", "--subject", "Workshop", "--body", str(body)).stdout
+        flask(environment, "announcements", "create", "--subject", "Workshop", "--body", str(body))
     )
     # Everyone active: the demo data has a mix of statuses.
-    sent = run("announcements", "send", str(announcement_id)).stdout
+    sent = flask(environment, "announcements", "send", str(announcement_id))
     queued = int(sent.split(":")[1].split()[0])
     return environment, announcement_id, queued
 
@@ -125,18 +116,6 @@ def sample_message(environment: dict[str, str], announcement_id: int) -> bytes:
     return raw
 
 
-def _peak_rss_mb(pid: int, peak: list[float], done: threading.Event) -> None:
-    status = Path(f"/proc/{pid}/status")
-    while not done.is_set():
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
-        except OSError:
-            return
-        time.sleep(0.2)
-
-
 def worker_rate(
     environment: dict[str, str], port: int, concurrency: int, queued: int
 ) -> tuple[float, float]:
@@ -148,15 +127,12 @@ def worker_rate(
         env={**environment, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)},
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    peak, done = [0.0], threading.Event()
-    watcher = threading.Thread(target=_peak_rss_mb, args=(worker.pid, peak, done))
-    watcher.start()
+    memory = PeakMemory(worker.pid)
     worker.wait()
-    done.set()
-    watcher.join()
+    peak = memory.stop()
     if worker.returncode:
         raise RuntimeError(f"worker exited with {worker.returncode}")
-    return queued / (time.perf_counter() - started), peak[0]
+    return queued / (time.perf_counter() - started), peak
 
 
 def main() -> None:

@@ -10,15 +10,14 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT, demo_database, scratch_environment
+
 sys.path.insert(0, str(ROOT))
-FLASK = str(Path(sys.executable).with_name("flask"))
 
 
 def scenarios(topic_id: int) -> list[tuple[str, str]]:
@@ -45,19 +44,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        environment = {
-            **os.environ,
-            "INSTANCE_PATH": scratch,
-            "DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-            "SECRET_KEY": "bench",
-        }
-        for args in (
-            ["db", "upgrade"],
-            ["seed"],
-            ["demo-data", "--contacts", str(options.contacts)],
-        ):
-            subprocess.run([FLASK, "--app", "wsgi", *args], env=environment, check=True,
-                           capture_output=True)  # fmt: skip
+        environment = scratch_environment(Path(scratch))
+        demo_database(environment, options.contacts)
         os.environ.update(environment)
         from jeg_contacts import create_app
         from jeg_contacts.auth.models import Role

@@ -12,77 +12,23 @@ table; the issue asks for 100,000 contacts as CSV in under 5 s and as XLSX in un
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT, demo_database, flask, scratch_environment, timed_command
+
 sys.path.insert(0, str(ROOT))
-FLASK = str(Path(sys.executable).with_name("flask"))
 FORMATS = ["csv", "excel-csv", "xlsx", "jsonl", "vcf"]
 PASSWORD = "bench password, long enough"
 
 
-def _peak_rss_mb(pid: int, peak: list[float], done: threading.Event) -> None:
-    status = Path(f"/proc/{pid}/status")
-    while not done.is_set():
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
-        except OSError:
-            return
-        time.sleep(0.1)
-
-
-def timed_command(environment: dict[str, str], *args: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one `flask` command run as its own process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [FLASK, "--app", "wsgi", *args],
-        env=environment,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    peak, done = [0.0], threading.Event()
-    watcher = threading.Thread(target=_peak_rss_mb, args=(process.pid, peak, done))
-    watcher.start()
-    _, errors = process.communicate()
-    done.set()
-    watcher.join()
-    if process.returncode:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{errors.decode()}")
-    return time.perf_counter() - started, peak[0]
-
-
 def prepare(scratch: Path, contacts: int) -> dict[str, str]:
-    environment = {
-        **os.environ,
-        "INSTANCE_PATH": str(scratch),
-        "DATABASE_URL": f"sqlite:///{scratch / 'bench.db'}",
-        "SECRET_KEY": "bench",
-    }
-
-    def run(*args: str, stdin: str | None = None) -> None:
-        subprocess.run(
-            [FLASK, "--app", "wsgi", *args],
-            env=environment,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-            input=stdin,
-        )
-
-    run("db", "upgrade")
-    run("seed")
-    run("demo-data", "--contacts", str(contacts))
-    run("users", "create", "viewer@bench.example", "--role", "viewer", "--password-stdin",
-        stdin=PASSWORD)  # fmt: skip
+    environment = scratch_environment(scratch)
+    demo_database(environment, contacts)
+    flask(environment, "users", "create", "viewer@bench.example", "--role", "viewer",
+          "--password-stdin", stdin=PASSWORD)  # fmt: skip
     return environment
 
 
