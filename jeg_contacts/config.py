@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 SMTP_SECURITY_MODES = ("none", "starttls", "tls")
+# Room in an upload request for what surrounds the file: multipart boundaries and headers,
+# the CSRF token and the reading options (well under a kilobyte in practice).
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
 
 
 class ConfigurationError(RuntimeError):
@@ -55,6 +58,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
     smtp_host = os.environ.get("SMTP_HOST", "")
     default_port = {"none": 25, "starttls": 587, "tls": 465}[smtp_security]
+    import_max_bytes = _env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
     return {
         "JEG_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
@@ -88,5 +92,12 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
-        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        "IMPORT_MAX_BYTES": import_max_bytes,
+        "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 200_000),
+        "IMPORT_MAX_PENDING": _env_int("IMPORT_MAX_PENDING", 1000),
+        # The largest request body: by default an import file at its limit plus its form, so
+        # that the file size decides and a too-big file gets the import's own message.
+        "MAX_CONTENT_LENGTH": _env_int(
+            "MAX_CONTENT_LENGTH", import_max_bytes + UPLOAD_ENVELOPE_BYTES
+        ),
     }

@@ -16,7 +16,6 @@ from itertools import islice
 from typing import IO, Any
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import force_locale
 from sqlalchemy.orm import selectinload
 
@@ -43,6 +42,7 @@ from jeg_contacts.contacts.services import (
     record_consent,
 )
 from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.exports import limits
 from jeg_contacts.exports.mapping import (
     ImportField,
     ImportSettings,
@@ -59,8 +59,6 @@ CHUNK_SIZE = 1000
 # A cell longer than this is refused before any rule looks at it (the longest field is 300).
 MAX_CELL_CHARS = 1000
 EXAMPLES_PER_OUTCOME = 100
-DEFAULT_MAX_ROWS = 200_000
-DEFAULT_MAX_PENDING = 1000
 _TRIGGERS = frozenset(FORMULA_TRIGGERS)
 
 
@@ -147,6 +145,23 @@ class _Existing:
     snapshot: dict[str, Any]
 
 
+def _known_organisations() -> dict[tuple[str, str], sa.Row]:
+    """Every organisation by (normalised name, country)."""
+    return {
+        (row.normalised_name, row.country or ""): row
+        for row in db.session.execute(
+            sa.select(
+                Organisation.id,
+                Organisation.name,
+                Organisation.normalised_name,
+                Organisation.stakeholder_type,
+                Organisation.country,
+                Organisation.website,
+            )
+        )
+    }
+
+
 def _batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
     while batch := list(islice(rows, size)):
         yield batch
@@ -175,7 +190,7 @@ class Importer:
         self.write = write
         self.on_row = on_row
         self.progress = progress
-        self.max_rows = max_rows or current_app.config.get("IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
+        self.max_rows = max_rows or limits.max_rows()
         self.summary = ImportSummary(examples={outcome: [] for outcome in Outcome})
         self.vocabulary = Vocabulary()
         self.columns = {
@@ -191,19 +206,7 @@ class Importer:
             ),
         )
         self.seen: dict[str, int] = {}  # email key -> first row with it
-        self.organisations = {
-            (row.normalised_name, row.country or ""): row
-            for row in db.session.execute(
-                sa.select(
-                    Organisation.id,
-                    Organisation.name,
-                    Organisation.normalised_name,
-                    Organisation.stakeholder_type,
-                    Organisation.country,
-                    Organisation.website,
-                )
-            )
-        }
+        self.organisations = _known_organisations()
         self.planned_organisations: dict[tuple[str, str], CheckedRow] = {}
         self.organisation_ids: dict[tuple[str, str], int] = {
             key: row.id for key, row in self.organisations.items()
@@ -247,6 +250,7 @@ class Importer:
         if self.write:
             self._check_pending_limit(self.summary.pending)
             self.writing = True
+            self._adopt_organisations_added_meanwhile()
             for creates, updates in self.planned_writes:
                 self._write_creates(creates)
                 self._write_updates(updates)
@@ -263,7 +267,7 @@ class Importer:
         )
 
     def _check_pending_limit(self, creating: int) -> None:
-        limit = current_app.config.get("IMPORT_MAX_PENDING", DEFAULT_MAX_PENDING)
+        limit = limits.max_pending()
         if creating > limit:
             raise TooManyPending(creating, limit)
 
@@ -471,6 +475,14 @@ class Importer:
             self.on_row(result)
 
     # -- Organisations -------------------------------------------------------------------------
+
+    def _adopt_organisations_added_meanwhile(self) -> None:
+        """Use, rather than add again, the new organisations of the file that someone added
+        while its rows were checked (a sign-up, for instance)."""
+        for key, known in _known_organisations().items():
+            if key in self.planned_organisations:
+                self.organisations[key] = known
+                self.organisation_ids[key] = known.id
 
     def _organisation_name(self, checked: CheckedRow) -> str:
         known = self.organisations.get(checked.organisation_key)

@@ -1,15 +1,18 @@
 """Uploaded files kept between an import's dry run and its commit.
 
 Each upload lives in instance/imports/<token>/: the file as sent, a JSON note of who sent it
-and the settings chosen so far, and the report of rejected rows. A random token names it, so
+and the settings chosen so far, once imported a note of what the import did, the report of
+rejected rows, and the state of its dry runs and import (jobs.py). A random token names it, so
 no database table is needed; uploads are deleted once imported, and anything older than a
 day is swept away, because these files hold personal data.
 """
 
 import json
+import os
 import re
 import secrets
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import IO, Any
 from flask import current_app
 
 from jeg_contacts.contacts.models import ContactStatus
+from jeg_contacts.exports import limits
 from jeg_contacts.exports.mapping import ImportSettings
 from jeg_contacts.exports.reading import Table, open_table
 from jeg_contacts.extensions import utcnow
@@ -25,7 +29,6 @@ from jeg_contacts.extensions import utcnow
 KEEP_FOR = timedelta(days=1)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 _CHUNK = 1024 * 1024
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
 class UploadTooLarge(Exception):
@@ -34,14 +37,25 @@ class UploadTooLarge(Exception):
         self.limit = limit
 
 
-def max_upload_bytes() -> int:
-    """The largest file the back office accepts: IMPORT_MAX_BYTES, within MAX_CONTENT_LENGTH
-    (less room for the rest of the form)."""
-    limit = current_app.config.get("IMPORT_MAX_BYTES") or DEFAULT_MAX_BYTES
-    request_limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request_limit:
-        limit = min(limit, request_limit - 64 * 1024)
-    return limit
+def write_json(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as JSON in one step: a reader in any thread or process sees
+    the old file or the new one, never half of one (a temporary file, then os.replace)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, ensure_ascii=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """What write_json wrote at `path`, or None if there is nothing (readable) there."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _root() -> Path:
@@ -89,18 +103,22 @@ class Upload:
         return self.report_path.exists() and self.report_path.stat().st_size > 0
 
     def save(self) -> None:
-        note = self.folder / "upload.json"
-        temporary = note.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), ensure_ascii=False))
-        temporary.replace(note)
+        """Keep the reading options and settings; the result is saved by save_result alone,
+        so that a page saving settings can never write over an import that just finished."""
+        note = {key: value for key, value in asdict(self).items() if key != "result"}
+        write_json(self.folder / "upload.json", note)
 
-    def open_table(self, max_rows: int | None = None) -> Table:
+    def save_result(self, result: dict[str, Any]) -> None:
+        self.result = result
+        write_json(self.folder / "result.json", result)
+
+    def open_table(self) -> Table:
         return open_table(
             self.path,
             encoding=self.encoding,
             delimiter=self.delimiter,
-            max_bytes=max_upload_bytes(),
-            max_rows=max_rows,
+            max_bytes=limits.max_upload_bytes(),
+            max_rows=limits.max_rows(),
         )
 
     def import_settings(self, header: list[str], suggested: list[str]) -> ImportSettings:
@@ -162,14 +180,13 @@ def load(token: str, user_id: int) -> Upload | None:
     """The upload with this token, if it exists and belongs to `user_id`."""
     if not _TOKEN.match(token or ""):
         return None
-    note = _root() / token / "upload.json"
-    try:
-        data = json.loads(note.read_text())
-    except (OSError, ValueError):
+    data = read_json(_root() / token / "upload.json")
+    if not isinstance(data, dict):
         return None
     upload = Upload(**{key: value for key, value in data.items() if key in Upload.__annotations__})
     if upload.token != token or upload.user_id != user_id:
         return None
+    upload.result = read_json(upload.folder / "result.json") or upload.result
     return upload
 
 

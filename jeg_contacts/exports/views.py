@@ -1,7 +1,7 @@
 """Back office: exporting and importing contact lists, and staff-handled data requests."""
 
 import json
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -9,8 +9,8 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -19,7 +19,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from jeg_contacts.auth.access import requires
@@ -34,17 +33,9 @@ from jeg_contacts.directory.services import (
     normalise_sort,
 )
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.exports import personal_data, services, uploads
+from jeg_contacts.exports import jobs, limits, personal_data, services, uploads
 from jeg_contacts.exports.forms import CommitForm, EraseForm, ImportSettingsForm, UploadForm
-from jeg_contacts.exports.imports import (
-    DEFAULT_MAX_PENDING,
-    DEFAULT_MAX_ROWS,
-    Actor,
-    Importer,
-    Outcome,
-    PreviewOutdated,
-    TooManyPending,
-)
+from jeg_contacts.exports.imports import Outcome
 from jeg_contacts.exports.mapping import (
     ImportField,
     ImportSettings,
@@ -163,25 +154,13 @@ def _upload_or_404(token: str) -> uploads.Upload:
     return upload
 
 
-def _actor() -> Actor:
-    return Actor(current_user._get_current_object(), current_user.email)
-
-
-def _max_rows() -> int:
-    return current_app.config.get("IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
-
-
-def _pending_limit() -> int:
-    return current_app.config.get("IMPORT_MAX_PENDING", DEFAULT_MAX_PENDING)
-
-
 def _render_upload(form: UploadForm, status: int = 200) -> tuple[str, int]:
     page = render_template(
         "exports/imports.html",
         form=form,
-        max_bytes=megabytes(uploads.max_upload_bytes()),
-        max_rows=_max_rows(),
-        recent=uploads.recent(current_user.id),
+        max_bytes=megabytes(limits.max_upload_bytes()),
+        max_rows=limits.max_rows(),
+        recent=[(upload, jobs.current(upload)) for upload in uploads.recent(current_user.id)],
         fields=list(ImportField),
     )
     return page, status
@@ -193,10 +172,23 @@ def too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
         return render_template("errors/http.html", error=error), 413
     form = UploadForm(meta={"csrf": False}, formdata=None)
     form.file.errors = [
-        f"The file is larger than {megabytes(uploads.max_upload_bytes())}, the most that can be "
+        f"The file is larger than {megabytes(limits.max_upload_bytes())}, the most that can be "
         "imported at once. Split it into smaller files, or save it as XLSX, which is smaller."
     ]
     return _render_upload(form, 413)
+
+
+def _start_check(upload: uploads.Upload, table: Table) -> None:
+    """Start the dry run, unless the columns must be chosen first (the preview says which)."""
+    settings = upload.import_settings(table.header, suggest_mapping(table.header))
+    if mapping_problems(settings, table.header):
+        return
+    try:
+        jobs.start_check(upload)
+    except jobs.JobRunning:
+        flash("This file is being checked or imported already; wait until that is done.", "error")
+    except jobs.AlreadyImported:
+        pass
 
 
 @bp.route("/imports", methods=["GET", "POST"])
@@ -211,18 +203,19 @@ def imports() -> Response | tuple[str, int]:
     file = form.file.data
     try:
         upload = uploads.store(
-            file.stream, file.filename, current_user.id, max_bytes=uploads.max_upload_bytes()
+            file.stream, file.filename, current_user.id, max_bytes=limits.max_upload_bytes()
         )
     except uploads.UploadTooLarge:
         return too_large(RequestEntityTooLarge())
     upload.encoding, upload.delimiter = form.encoding.data, form.delimiter.data
     try:
-        upload.open_table(_max_rows())
+        table = upload.open_table()
     except UnreadableFile as error:
         uploads.discard(upload)
         form.file.errors = [f"{upload.file_name}: {error.message}"]
         return _render_upload(form, 400)
     upload.save()
+    _start_check(upload, table)
     return redirect(url_for(".import_preview", token=upload.token))
 
 
@@ -261,20 +254,24 @@ def _settings_form(upload: uploads.Upload, settings: ImportSettings) -> ImportSe
 
 def _render_preview(
     upload: uploads.Upload,
+    job: jobs.Job | None,
     *,
     form: ImportSettingsForm | None = None,
     status: int = 200,
-    outdated: bool = False,
 ) -> tuple[str, int]:
+    """The file as read, the column mapping, and the latest dry run if it is still the one
+    for these settings; with what became of the latest check or import."""
     context: dict[str, Any] = {
         "upload": upload,
+        "job": job,
+        "kinds": jobs.Kind,
+        "states": jobs.State,
         "fields": list(ImportField),
         "outcomes": Outcome,
-        "outdated": outdated,
-        "pending_limit": _pending_limit(),
+        "pending_limit": limits.max_pending(),
     }
     try:
-        table = upload.open_table(_max_rows())
+        table = upload.open_table()
     except UnreadableFile as error:
         form = form or _settings_form(upload, ImportSettings(mapping=()))
         return render_template(
@@ -283,25 +280,14 @@ def _render_preview(
     settings = upload.import_settings(table.header, suggest_mapping(table.header))
     form = form or _settings_form(upload, settings)
     problems = mapping_problems(settings, table.header)
-    summary, error = None, None
-    if not problems:
-        report_path = upload.report_path.with_suffix(".preview")
-        try:
-            with report_path.open("w", newline="", encoding="utf-8-sig") as report:
-                summary = Importer(
-                    table,
-                    settings,
-                    file_name=upload.file_name,
-                    actor=_actor(),
-                    report=report,
-                    max_rows=_max_rows(),
-                ).run()
-            report_path.replace(upload.report_path)
-        except UnreadableFile as failure:
-            error = failure.message
-        finally:
-            report_path.unlink(missing_ok=True)
-            db.session.rollback()
+    found = None if problems else jobs.preview(upload, settings)
+    failed_check = (
+        job is not None
+        and job.kind is jobs.Kind.CHECK
+        and job.state is jobs.State.FAILED
+        and found is None
+        and not problems
+    )
     page = render_template(
         "exports/import_preview.html",
         form=form,
@@ -309,12 +295,13 @@ def _render_preview(
         settings=settings,
         samples=_samples(table),
         problems=problems,
-        summary=summary,
-        error=error,
-        commit_form=CommitForm(formdata=None, data=summary.expected() if summary else {}),
+        summary=found.summary if found else None,
+        checked_at=found.checked_at if found else None,
+        error=job.error if failed_check else None,
+        commit_form=CommitForm(formdata=None, data=found.summary.expected() if found else {}),
         **context,
     )
-    return page, 400 if error else status
+    return page, 400 if failed_check else status
 
 
 def _settings_from(form: ImportSettingsForm, table: Table) -> ImportSettings:
@@ -333,99 +320,97 @@ def _settings_from(form: ImportSettingsForm, table: Table) -> ImportSettings:
     )
 
 
+def _preview_url(token: str, anchor: str | None = None) -> str:
+    return url_for(".import_preview", token=token, _anchor=anchor)
+
+
 @bp.route("/imports/<token>", methods=["GET", "POST"])
 @requires(Role.EDITOR)
 def import_preview(token: str) -> Response | tuple[str, int]:
-    """The dry run: how the file is read, the column mapping, and what an import would do."""
+    """One upload, whatever its state: the dry run's progress or its preview (how the file is
+    read, the column mapping, what an import would do), the import's progress or result."""
     upload = _upload_or_404(token)
     if upload.result is not None:
         return render_template("exports/import_done.html", upload=upload, result=upload.result), 200
+    job = jobs.current(upload)
+    if job is not None and job.running:
+        if request.method == "POST":
+            flash("The settings were not changed: this file is being checked or imported.", "error")
+            return redirect(_preview_url(token))
+        return render_template(
+            "exports/import_progress.html",
+            upload=upload,
+            job=job,
+            kinds=jobs.Kind,
+            status_url=url_for(".import_status", token=token),
+        ), 200
     if request.method == "GET":
-        return _render_preview(upload)
+        return _render_preview(upload, job)
     form = ImportSettingsForm(topics=all_topics())
     if not form.validate():
-        return _render_preview(upload, form=form, status=400)
+        return _render_preview(upload, job, form=form, status=400)
     reading_changed = (form.encoding.data, form.delimiter.data) != (
         upload.encoding,
         upload.delimiter,
     )
     upload.encoding, upload.delimiter = form.encoding.data, form.delimiter.data
     try:
-        table = upload.open_table(_max_rows())
+        table = upload.open_table()
     except UnreadableFile:
         upload.save()
-        return redirect(url_for(".import_preview", token=token))
+        return redirect(_preview_url(token))
     settings = _settings_from(form, table)
     if reading_changed:
         # The columns may come out differently: map them afresh from their names.
         settings = replace(settings, mapping=())
     upload.remember(settings)
     upload.save()
-    return redirect(url_for(".import_preview", token=token) + "#preview")
+    _start_check(upload, table)
+    return redirect(_preview_url(token, "preview"))
+
+
+@bp.post("/imports/<token>/check")
+@requires(Role.EDITOR)
+def import_check(token: str) -> Response:
+    """Check the rows again with the saved settings (after an interruption, for instance)."""
+    upload = _upload_or_404(token)
+    if upload.result is None:
+        with suppress(UnreadableFile):  # the preview says why
+            _start_check(upload, upload.open_table())
+    return redirect(_preview_url(token, "preview"))
+
+
+@bp.get("/imports/<token>/status")
+@requires(Role.EDITOR)
+def import_status(token: str) -> Response:
+    """The progress of the upload's check or import, for its page to follow."""
+    upload = _upload_or_404(token)
+    job = jobs.current(upload)
+    status: dict[str, Any] = job.status() if job is not None else {"finished": True}
+    status["url"] = _preview_url(token, None if upload.result or job is None else "preview")
+    response = jsonify(status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/imports/<token>/commit")
 @requires(Role.EDITOR)
-def import_commit(token: str) -> Response | tuple[str, int]:
+def import_commit(token: str) -> Response:
     upload = _upload_or_404(token)
-    back = redirect(url_for(".import_preview", token=token))
+    back = redirect(_preview_url(token))
     if upload.result is not None:
         return back
     form = CommitForm()
     if not form.validate():
         flash("The form was incomplete; nothing was imported. Check the preview again.", "error")
         return back
-    report_path = upload.report_path.with_suffix(".commit")
     try:
-        table = upload.open_table(_max_rows())
-        settings = upload.import_settings(table.header, suggest_mapping(table.header))
-        with report_path.open("w", newline="", encoding="utf-8-sig") as report:
-            summary = Importer(
-                table,
-                settings,
-                file_name=upload.file_name,
-                actor=_actor(),
-                write=True,
-                report=report,
-                max_rows=_max_rows(),
-            ).run(expected=form.expected())
-        db.session.commit()
-    except PreviewOutdated:
-        db.session.rollback()
-        report_path.unlink(missing_ok=True)
-        return _render_preview(upload, status=409, outdated=True)
-    except (UnreadableFile, TooManyPending) as error:
-        db.session.rollback()
-        report_path.unlink(missing_ok=True)
-        flash(f"Nothing was imported. {error.message}", "error")
-        return back
-    except ValidationFailed as error:
-        db.session.rollback()
-        report_path.unlink(missing_ok=True)
-        flash(f"Nothing was imported. {error.message}", "error")
-        return back
-    except IntegrityError:
-        db.session.rollback()
-        report_path.unlink(missing_ok=True)
-        flash(
-            "Nothing was imported: some of these contacts were added by someone else while the "
-            "import ran. Check the preview again, then import.",
-            "error",
-        )
-        return back
-    report_path.replace(upload.report_path)
-    upload.result = {
-        **summary.expected(),
-        "rows": summary.rows,
-        "new_organisations": summary.new_organisations,
-        "emails_sent": summary.emails_sent,
-        "emails_held": summary.emails_held,
-        "status": settings.status.value,
-        "update_existing": settings.update_existing,
-    }
-    upload.forget_file()
-    upload.save()
-    return redirect(url_for(".import_preview", token=token))
+        jobs.start_import(upload, form.expected())
+    except jobs.JobRunning:
+        flash("This file is being imported already; here is how far it got.", "info")
+    except jobs.AlreadyImported:
+        pass
+    return back
 
 
 @bp.get("/imports/<token>/rejected.csv")
@@ -450,7 +435,11 @@ def import_rejected(token: str) -> Response:
 @requires(Role.EDITOR)
 def import_discard(token: str) -> Response:
     upload = _upload_or_404(token)
-    uploads.discard(upload)
+    try:
+        jobs.discard(upload)
+    except jobs.JobRunning:
+        flash("This file is being checked or imported; delete it once that is done.", "error")
+        return redirect(_preview_url(token))
     flash(f"{upload.file_name} was deleted from the server.", "success")
     return redirect(url_for(".imports"))
 

@@ -2,17 +2,32 @@
 spreadsheet, import it back."""
 
 import re
+import time
 
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
+from jeg_contacts.exports import jobs
+from jeg_contacts.exports.imports import Importer
 from tests.conftest import STAFF_PASSWORD, create_staff
 from tests.directory.conftest import make_contact
 from tests.exports.conftest import contacts_by_email
 
 
-def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(live_server, page, tmp_path):
+def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(
+    live_server, page, tmp_path, monkeypatch
+):
     app = live_server.app
+    # Checking two rows is instant: the import is slowed down so that its progress page,
+    # which follows the job and then shows the result by itself, is seen at work.
+    check_rows = Importer._chunk
+
+    def slow_chunk(importer, rows):
+        if importer.write:
+            time.sleep(1.5)
+        return check_rows(importer, rows)
+
+    monkeypatch.setattr(Importer, "_chunk", slow_chunk)
     create_staff(app, "editor@unece.test", "editor")
     make_contact(app, given_name="Zoë", family_name="Müller", email="zoe@example.org")
     make_contact(app, given_name="Ivan", family_name="Petrov", organisation="Kazhydromet",
@@ -49,6 +64,7 @@ def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(live_server, 
     page.get_by_role("link", name="Import contacts").click()
     page.get_by_label("CSV or Excel (.xlsx) file").set_input_files(str(path))
     page.get_by_role("button", name="Upload and check").click()
+    # The check runs in the background; its page turns into the preview once it is done.
     expect(page.get_by_role("heading", level=1)).to_contain_text("Import jeg-contacts-")
     preview = page.locator("#preview")
     expect(preview).to_contain_text("1 to add")
@@ -60,9 +76,13 @@ def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(live_server, 
     expect(preview).to_contain_text("Changes job title")
     page.get_by_role("button", name="Import: add 1, update 1").click()
 
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Importing jeg-contacts-")
+    expect(page.get_by_role("progressbar")).to_be_visible()
+    expect(page.locator("#job-text")).to_contain_text("rows")
     expect(page.get_by_role("heading", level=1)).to_contain_text("is imported")
     expect(page.get_by_role("status").first).to_contain_text("Added 1 contact as active")
     contacts = contacts_by_email(app)
     assert contacts["zoe@example.org"].job_title == "Head of unit"
     assert contacts["anna@example.org"].organisation.name == "Umweltbundesamt"
     assert contacts["ivan@example.kz"].job_title is None
+    assert jobs.wait(10)

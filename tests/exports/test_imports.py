@@ -361,6 +361,63 @@ def test_a_file_failing_half_way_leaves_nothing_behind(app, tmp_path, monkeypatc
     assert count_contacts(app) == 0
 
 
+def writes_while_importing(app, path, **run):
+    """Import `path` chunk by chunk; how many writes had been sent when each chunk was checked,
+    and what run() raised, if anything."""
+    writes, seen = [], []
+
+    def count_writes(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    with app.test_request_context():
+        sa.event.listen(db.engine, "before_cursor_execute", count_writes)
+        try:
+            table = open_table(path)
+            importer = imports.Importer(
+                table,
+                mapping.ImportSettings(mapping=tuple(suggest_mapping(table.header))),
+                file_name=path.name,
+                actor=imports.Actor(None, "tests"),
+                write=True,
+                progress=lambda rows: seen.append(len(writes)),
+            )
+            try:
+                importer.run(**run)
+            except imports.PreviewOutdated as error:
+                db.session.rollback()
+                return seen, writes, error
+            db.session.commit()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count_writes)
+    return seen, writes, None
+
+
+def test_nothing_is_written_before_every_row_is_checked(app, tmp_path, monkeypatch):
+    # SQLite holds its one write lock from the first write to the commit: the writes come
+    # last so that sign-ups are not kept waiting while a big file is checked.
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
+    path = write(tmp_path, "list.csv", csv_bytes([row(f"p{i}@example.org") for i in range(5)]))
+
+    seen, writes, _ = writes_while_importing(app, path)
+
+    assert seen == [0, 0, 0]
+    assert writes
+    assert count_contacts(app) == 5
+
+
+def test_an_import_whose_numbers_changed_is_refused_before_any_write(app, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org")]))
+    expected = {"create": 0, "update": 0, "unchanged": 0, "skip": 1, "reject": 0, "pending": 0}
+
+    _, writes, refused = writes_while_importing(app, path, expected=expected)
+
+    assert refused is not None
+    assert refused.summary.count(Outcome.CREATE) == 1
+    assert writes == []
+    assert count_contacts(app) == 0
+
+
 def test_a_mapping_without_the_needed_columns_is_refused(app, tmp_path):
     path = write(tmp_path, "list.csv", csv_bytes([["a@example.org"]], header=["Email"]))
 

@@ -1,0 +1,26 @@
+"""The import limits, read from the configuration in one place (config.py sets them from the
+environment: IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, IMPORT_MAX_PENDING)."""
+
+from flask import current_app
+
+from jeg_contacts.config import UPLOAD_ENVELOPE_BYTES
+
+
+def max_upload_bytes() -> int:
+    """The largest file the back office accepts: IMPORT_MAX_BYTES, unless MAX_CONTENT_LENGTH
+    (less room for the rest of the form) is set lower."""
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    request_limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request_limit:
+        limit = min(limit, request_limit - UPLOAD_ENVELOPE_BYTES)
+    return limit
+
+
+def max_rows() -> int:
+    """The most data rows one file may hold."""
+    return current_app.config["IMPORT_MAX_ROWS"]
+
+
+def max_pending() -> int:
+    """The most contacts one import may email a confirmation link (imported as pending)."""
+    return current_app.config["IMPORT_MAX_PENDING"]
