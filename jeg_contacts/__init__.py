@@ -10,7 +10,8 @@ from flask import Flask, render_template, request, url_for
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import Engine, event
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
@@ -25,11 +26,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
-        # WAL and a busy timeout let web requests and a worker share the file without
-        # "database is locked"; SQLite leaves foreign keys off unless asked.
+        # WAL lets readers and one writer share the file (the wait for the writer's turn is
+        # SQLITE_BUSY_TIMEOUT_SECONDS, see create_app); SQLite leaves foreign keys off unless asked.
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
         # In WAL mode NORMAL survives an application crash; it skips an fsync per commit.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -46,6 +46,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if test_config:
         app.config.update(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for its turn.
+        engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        connect_args = engine_options.setdefault("connect_args", {})
+        connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
     if app.config["TRUSTED_PROXY_COUNT"]:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
@@ -173,3 +178,13 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[str, int]:
         return render_template("errors/http.html", error=None), 500
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error: OperationalError) -> tuple[str, int, dict[str, str]]:
+        # SQLite: another writer (a large import, say) held the database for longer than the
+        # busy timeout. Nothing was saved; say so and ask for a retry rather than fail with 500.
+        if "database is locked" not in str(error.orig):
+            raise error
+        db.session.rollback()
+        busy = ServiceUnavailable()
+        return render_template("errors/http.html", error=busy), 503, {"Retry-After": "60"}

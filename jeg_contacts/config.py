@@ -58,11 +58,13 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
     smtp_host = os.environ.get("SMTP_HOST", "")
     default_port = {"none": 25, "starttls": 587, "tls": 465}[smtp_security]
-    import_max_bytes = _env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
+    # Room for IMPORT_MAX_ROWS rows with every column (100,000 exported contacts: 25 MB).
+    import_max_bytes = _env_int("IMPORT_MAX_BYTES", 64 * 1024 * 1024)
     return {
         "JEG_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
+        "SQLITE_BUSY_TIMEOUT_SECONDS": _env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 30),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "JEG secretariat <jeg-contacts@localhost>"),
         "SMTP_HOST": smtp_host,

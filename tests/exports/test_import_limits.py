@@ -28,10 +28,10 @@ def default_limits(monkeypatch):
 def test_the_limits_have_defaults_and_the_request_limit_leaves_room_for_the_form():
     config = create_app().config
 
-    assert config["IMPORT_MAX_BYTES"] == 20 * MB
+    assert config["IMPORT_MAX_BYTES"] == 64 * MB
     assert config["IMPORT_MAX_ROWS"] == 200_000
     assert config["IMPORT_MAX_PENDING"] == 1000
-    assert config["MAX_CONTENT_LENGTH"] == 20 * MB + 64 * 1024
+    assert config["MAX_CONTENT_LENGTH"] == 64 * MB + 64 * 1024
 
 
 def test_the_limits_are_read_from_the_environment(monkeypatch):
@@ -88,7 +88,7 @@ def test_a_file_of_exactly_the_import_limit_is_accepted(tmp_path):
     url = preview_url(upload(client, content))
 
     page = client.get(url).get_data(as_text=True)
-    assert "20.0 MB" in page
+    assert "64.0 MB" in page
     assert "to add" in page
     assert count_contacts(app) == 0
 
@@ -102,5 +102,5 @@ def test_a_file_over_the_import_limit_gets_the_import_message(tmp_path, extra):
 
     assert response.status_code == 413
     page = response.get_data(as_text=True)
-    assert "The file is larger than 20.0 MB, the most that can be imported at once." in page
+    assert "The file is larger than 64.0 MB, the most that can be imported at once." in page
     assert "Upload and check" in page  # the upload form again, not a bare error page
