@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic, subscriptions
+from jeg_contacts.exports import uploads
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import external_url
 from jeg_contacts.mailer.messages import sender_address
@@ -208,7 +209,7 @@ class DeliveryWorker:
 
     def _supervise(self) -> None:
         lease = self.app.config["WORKER_LEASE_SECONDS"]
-        last_heartbeat = last_reclaim = last_progress = 0.0
+        last_heartbeat = last_reclaim = last_progress = last_tidy = 0.0
         with self.app.app_context():
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -226,6 +227,11 @@ class DeliveryWorker:
                     self._promote_scheduled()
                     self._complete_finished()
                     db.session.commit()
+                if now - last_tidy >= 3600:
+                    # Import uploads hold personal data: gone after a day even if nobody
+                    # opens the import page (which tidies them too).
+                    uploads.remove_stale()
+                    last_tidy = now
                 if self.progress and now - last_progress >= 2.0:
                     self._report_progress()
                     last_progress = now

@@ -1,5 +1,9 @@
 """The delivery engine against real SMTP servers, including ones that fail."""
 
+import os
+import time
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from jeg_contacts.contacts.models import Contact, ContactStatus
@@ -256,3 +260,19 @@ def test_rows_of_a_worker_whose_heartbeat_stops_are_taken_back_within_the_lease(
         thread.join()
     assert handler.recipients() == {"a@example.org": 1, "b@example.org": 1}
     assert time.monotonic() - started < 2 + 5  # the lease plus a few housekeeping rounds
+
+
+def test_the_worker_deletes_import_uploads_older_than_a_day(mail_app):
+    """Uploaded contact lists are personal data: kept a day, even with no import page visit."""
+    imports = Path(mail_app.instance_path) / "imports"
+    old, fresh = imports / "old-upload", imports / "fresh-upload"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "upload.json").write_text("{}")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+
+    _run(mail_app)
+
+    assert not old.exists()
+    assert fresh.exists()
