@@ -38,3 +38,13 @@ def country_choices(language: str) -> tuple[tuple[str, str], ...]:
         return sorted(named, key=lambda pair: pair[1].casefold())
 
     return (*by_name(unece), *by_name(set(iso_codes()) - unece))
+
+
+def country_groups(language: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """country_choices() split into the two groups the back office's pickers show."""
+    unece = set(unece_member_codes())
+    choices = country_choices(language)
+    return [
+        ("UNECE member States", [pair for pair in choices if pair[0] in unece]),
+        ("Other countries", [pair for pair in choices if pair[0] not in unece]),
+    ]

@@ -12,7 +12,7 @@ from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
 from jeg_contacts.contacts.services import profile_values
-from jeg_contacts.countries import country_choices, unece_member_codes
+from jeg_contacts.countries import country_choices, country_groups
 from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, StatusForm
 from jeg_contacts.errors import ValidationFailed
@@ -67,15 +67,6 @@ def _ticked_scope() -> bool:
 
 def _ticked_ids() -> list[int]:
     return services.parse_ids(request.values.getlist("ids"))[:MAX_TICKED]
-
-
-def _country_groups() -> list[tuple[str, list[tuple[str, str]]]]:
-    unece = set(unece_member_codes())
-    choices = country_choices("en")
-    return [
-        ("UNECE member States", [pair for pair in choices if pair[0] in unece]),
-        ("Other countries", [pair for pair in choices if pair[0] not in unece]),
-    ]
 
 
 def _contact_or_404(contact_id: int) -> Contact:
@@ -170,7 +161,7 @@ def contacts() -> str:
         directory_is_empty=not page.total and not services.has_contacts(),
         topics=services.all_topics(),
         stakeholder_types=list(StakeholderType),
-        country_groups=_country_groups(),
+        country_groups=country_groups("en"),
         country_names=dict(country_choices("en")),
         statuses=list(ContactStatus),
     )

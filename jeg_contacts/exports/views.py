@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.countries import country_choices, unece_member_codes
+from jeg_contacts.countries import country_groups
 from jeg_contacts.directory.services import (
     MAX_ID,
     ContactFilter,
@@ -57,15 +57,6 @@ def _attachment(filename: str) -> dict[str, str]:
 
 
 # --- Export -------------------------------------------------------------------------------
-
-
-def _country_groups() -> list[tuple[str, list[tuple[str, str]]]]:
-    unece = set(unece_member_codes())
-    choices = country_choices("en")
-    return [
-        ("UNECE member States", [pair for pair in choices if pair[0] in unece]),
-        ("Other countries", [pair for pair in choices if pair[0] not in unece]),
-    ]
 
 
 def _export_args(contact_filter: ContactFilter, sort: str, **extra: Any) -> dict[str, Any]:
@@ -103,7 +94,7 @@ def index() -> str:
         chosen_delimiter=delimiter if delimiter in services.DELIMITER_ARGS else "comma",
         topics=all_topics(),
         stakeholder_types=list(StakeholderType),
-        country_groups=_country_groups(),
+        country_groups=country_groups("en"),
         statuses=[status for status in ContactStatus if status is not ContactStatus.ERASED],
     )
 

@@ -25,7 +25,7 @@ from jeg_contacts.audit.services import changes_between, record
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import StakeholderType
-from jeg_contacts.countries import country_choices, unece_member_codes
+from jeg_contacts.countries import country_groups
 from jeg_contacts.directory.services import MAX_ID, all_topics, describe_filter
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
@@ -109,15 +109,6 @@ def _count_text(count: int) -> str:
     return f"{count:,} active contact" + ("" if count == 1 else "s")
 
 
-def _country_groups() -> list[tuple[str, list[tuple[str, str]]]]:
-    unece = set(unece_member_codes())
-    choices = country_choices("en")
-    return [
-        ("UNECE member States", [pair for pair in choices if pair[0] in unece]),
-        ("Other countries", [pair for pair in choices if pair[0] not in unece]),
-    ]
-
-
 def _audience_options() -> dict[str, Any]:
     return {
         "topic_options": [
@@ -125,7 +116,7 @@ def _audience_options() -> dict[str, Any]:
             for topic in all_topics()
         ],
         "type_options": [(member.value, member.label) for member in StakeholderType],
-        "country_groups": _country_groups(),
+        "country_groups": country_groups("en"),
         "language_options": list(LANGUAGE_NAMES.items()),
     }
 
