@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from itertools import islice
 from typing import IO, Any
 
@@ -34,11 +35,11 @@ from jeg_contacts.contacts.models import (
 )
 from jeg_contacts.contacts.services import (
     PRIVACY_NOTICE_VERSION,
+    EmailNormaliser,
     describe_subscription,
     email_hash,
     email_key,
     new_link_secret,
-    normalise_email,
     record_consent,
 )
 from jeg_contacts.errors import ValidationFailed
@@ -321,6 +322,11 @@ class Importer:
             )
         return None
 
+    @cached_property
+    def _normalise_email(self) -> EmailNormaliser:
+        """normalise_email, checking each domain of the file once."""
+        return EmailNormaliser()
+
     def _chunk(self, rows: list[SourceRow]) -> None:
         prepared = []
         keys = set()
@@ -332,7 +338,7 @@ class Importer:
             values, problems = self._values(row)
             key = None
             try:
-                email = normalise_email(values.get("email", ""))
+                email = self._normalise_email(values.get("email", ""))
             except ValidationFailed as error:
                 email = error
             else:
