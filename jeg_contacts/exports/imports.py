@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from itertools import islice
+from operator import itemgetter
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -161,6 +162,22 @@ def _known_organisations() -> dict[tuple[str, str], sa.Row]:
             )
         )
     }
+
+
+def _insert_rows(table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` with one executemany, passing their values to the driver as they are.
+
+    SQLAlchemy's insert() runs every value of every row through its column's type first; for
+    the million values of a 100,000-row import that took longer than the database's own work.
+    So `rows` hold what the driver takes: enum values as strings, and constant values of
+    other types through `Importer._stored`."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    compiled = sa.insert(table).compile(dialect=connection.dialect, column_keys=list(rows[0]))
+    if compiled.positional:
+        rows = list(map(itemgetter(*compiled.positiontup), rows))
+    connection.exec_driver_sql(compiled.string, rows)
 
 
 def _batched(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
@@ -649,48 +666,60 @@ class Importer:
         for organisation_id, normalised_name, country in inserted:
             self.organisation_ids[(normalised_name, country or "")] = organisation_id
 
+    def _stored(self, column: sa.Column, value: Any) -> Any:
+        """`value` as `column`'s type hands it to the driver (for _insert_rows)."""
+        dialect = db.session.get_bind().dialect
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return process(value) if process is not None else value
+
     def _write_creates(self, rows: list[CheckedRow]) -> None:
         if not rows:
             return
         self._write_organisations(rows)
         contacts = Contact.__table__
+        # Every row is written at the same moment.
+        now = self._stored(contacts.c.created_at, self.now)
+        confirmed = now if self.settings.status is ContactStatus.ACTIVE else None
+        _insert_rows(
+            contacts,
+            [
+                {
+                    "salutation": checked.salutation,
+                    "given_name": checked.given_name,
+                    "family_name": checked.family_name,
+                    "job_title": checked.job_title,
+                    "email": checked.email,
+                    "email_key": checked.key,
+                    "phone": checked.phone,
+                    "country": checked.country,
+                    "language": checked.language,
+                    "organisation_id": self._organisation_id(checked),
+                    "status": checked.status.value,
+                    "link_secret": new_link_secret(),
+                    "created_at": now,
+                    "confirmed_at": None if checked.status is ContactStatus.PENDING else confirmed,
+                    "updated_at": now,
+                    "search_name": search_key(f"{checked.given_name} {checked.family_name}"),
+                    "version": 1,
+                }
+                for checked in rows
+            ],
+        )
         ids = dict(
             db.session.execute(
-                sa.insert(contacts).returning(contacts.c.email_key, contacts.c.id),
-                [
-                    {
-                        "salutation": checked.salutation,
-                        "given_name": checked.given_name,
-                        "family_name": checked.family_name,
-                        "job_title": checked.job_title,
-                        "email": checked.email,
-                        "email_key": checked.key,
-                        "phone": checked.phone,
-                        "country": checked.country,
-                        "language": checked.language,
-                        "organisation_id": self._organisation_id(checked),
-                        "status": checked.status,
-                        "link_secret": new_link_secret(),
-                        "created_at": self.now,
-                        "confirmed_at": self.now
-                        if self.settings.status is ContactStatus.ACTIVE
-                        and checked.status is not ContactStatus.PENDING
-                        else None,
-                        "updated_at": self.now,
-                        "search_name": search_key(f"{checked.given_name} {checked.family_name}"),
-                        "version": 1,
-                    }
-                    for checked in rows
-                ],
+                sa.select(Contact.email_key, Contact.id).where(
+                    Contact.email_key.in_([checked.key for checked in rows])
+                )
             ).all()
         )
+        no_changes = self._stored(AuditEntry.__table__.c.changes, None)
         subscription_rows, consent_rows, audit_rows, pending = [], [], [], []
         for checked in rows:
             contact_id = ids[checked.key]
             slugs = ", ".join(self.vocabulary.topics[i].slug for i in checked.topic_ids)
             detail = f"topics: {slugs}; language: {checked.language}"
             subscription_rows.extend(
-                {"contact_id": contact_id, "topic_id": topic_id, "subscribed_at": self.now}
+                {"contact_id": contact_id, "topic_id": topic_id, "subscribed_at": now}
                 for topic_id in checked.topic_ids
             )
             actions = [ConsentAction.SIGNUP]
@@ -703,8 +732,8 @@ class Importer:
             consent_rows.extend(
                 {
                     "contact_id": contact_id,
-                    "at": self.now,
-                    "action": action,
+                    "at": now,
+                    "action": action.value,
                     "wording_version": PRIVACY_NOTICE_VERSION,
                     "source": self.source,
                     "detail": None if action is ConsentAction.UNSUBSCRIBE else detail,
@@ -713,21 +742,21 @@ class Importer:
             )
             audit_rows.append(
                 {
-                    "at": self.now,
+                    "at": now,
                     "user_id": self.actor.user_id,
                     "actor": self.actor.label[:254],
                     "action": "contact.created",
                     "entity_type": "contact",
                     "entity_id": contact_id,
                     "summary": f"Imported from {self.file_name} as {checked.status.value}"[:500],
-                    "changes": None,
+                    "changes": no_changes,
                 }
             )
             if self._confirms(checked):
                 pending.append(contact_id)
-        db.session.execute(sa.insert(subscriptions), subscription_rows)
-        db.session.execute(sa.insert(ConsentEvent.__table__), consent_rows)
-        db.session.execute(sa.insert(AuditEntry.__table__), audit_rows)
+        _insert_rows(subscriptions, subscription_rows)
+        _insert_rows(ConsentEvent.__table__, consent_rows)
+        _insert_rows(AuditEntry.__table__, audit_rows)
         if pending:
             for contact in db.session.scalars(sa.select(Contact).where(Contact.id.in_(pending))):
                 if send_confirmation(contact):
