@@ -12,7 +12,6 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -100,6 +99,7 @@ FORMATS = {
     )
 }
 DEFAULT_FORMAT = "xlsx"
+CSV_FORMATS = ("csv", "excel-csv")
 
 DELIMITERS = {",": "Comma (,)", ";": "Semicolon (;)", "\t": "Tab"}
 DELIMITER_ARGS = {"comma": ",", "semicolon": ";", "tab": "\t"}
@@ -212,23 +212,41 @@ def count_matches(contact_filter: ContactFilter) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(ids.subquery())) or 0
 
 
+def _on_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def _topic_ids() -> sa.ScalarSelect:
     """A contact's topic ids as one comma-separated string, computed by the database."""
-    ids = sa.cast(subscriptions.c.topic_id, sa.String)
-    if db.session.get_bind().dialect.name == "postgresql":
-        joined = sa.func.string_agg(ids, ",")
+    if _on_postgresql():
+        joined = sa.func.string_agg(sa.cast(subscriptions.c.topic_id, sa.String), ",")
     else:
-        joined = sa.func.group_concat(ids, ",")
+        # SQLite joins numbers as text itself; a cast costs a tenth of the query's time.
+        joined = sa.func.group_concat(subscriptions.c.topic_id, ",")
     return sa.select(joined).where(subscriptions.c.contact_id == Contact.id).scalar_subquery()
+
+
+def _timestamp_text(column: Any) -> Any:
+    """A UTC timestamp as text, "2026-11-05 14:03:59", written by the database.
+
+    For CSV: reading 100,000 timestamps as datetimes only to print them again took a sixth of
+    the export's time."""
+    if _on_postgresql():
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD HH24:MI:SS")
+    # SQLite holds them as UTC text already, "2026-11-05 14:03:59.123456".
+    return sa.func.substr(sa.type_coerce(column, sa.String), 1, 19)
 
 
 def _query_columns(export: Export) -> list[Any]:
     """The columns an export reads, in a fixed order; timestamps, the costliest values to
     read, only when a column shows them."""
     wanted = set(export.columns)
+    as_text = export.format.key in CSV_FORMATS
 
     def timestamp(column: Any, needed: bool, name: str) -> Any:
-        return (column if needed else sa.null()).label(name)
+        if not needed:
+            return sa.null().label(name)
+        return (_timestamp_text(column) if as_text else column).label(name)
 
     organisation = _EXPORT_ORGANISATION
     return [
@@ -275,8 +293,12 @@ def _query(export: Export) -> sa.Select:
 
 
 def _rows(export: Export) -> Iterator[sa.Row]:
-    """The export's rows, read `BATCH_SIZE` at a time (a server-side cursor on PostgreSQL)."""
-    result = db.session.execute(_query(export).execution_options(yield_per=BATCH_SIZE))
+    """The export's rows, read `BATCH_SIZE` at a time (a server-side cursor on PostgreSQL).
+
+    Run on the session's connection rather than through the ORM: the rows are plain columns,
+    and the ORM's handling of them cost a tenth of a CSV export."""
+    statement = _query(export).execution_options(yield_per=BATCH_SIZE)
+    result = db.session.connection().execute(statement)
     for batch in result.partitions():
         yield from batch
 
@@ -368,15 +390,11 @@ def _csv_text(value: str | None) -> str:
     return "'" + value if value[0] in _TRIGGER_CHARACTERS else value
 
 
-def _csv_time(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat(" ", "seconds")[:19] if value else ""
-
-
 # Per kind of column: how a value becomes a CSV cell, an XLSX cell and a JSON value.
 _CSV = {
     "text": _csv_text,
     "list": lambda value: _csv_text("; ".join(value)),
-    "time": _csv_time,
+    "time": lambda value: value or "",  # already text (_timestamp_text)
     "number": str,
 }
 _XLSX = {
@@ -416,15 +434,40 @@ def _compose(first: Callable, then: Callable) -> Callable:
     return lambda value: then(first(value))
 
 
+def plain_csv_line(values: list[str], delimiter: str) -> str | None:
+    """The CSV line of `values` when no cell needs quoting, else None.
+
+    csv.writer then quotes nothing and writes just this, but takes several times longer to
+    find that out, a character at a time: two fifths of a CSV export. The rare row with a
+    delimiter, a quote or a line break in a cell, or with one empty cell only, is left to it."""
+    line = delimiter.join(values)
+    if (
+        not line
+        or line.count(delimiter) != len(values) - 1
+        or '"' in line
+        or "\r" in line
+        or "\n" in line
+    ):
+        return None
+    return line
+
+
 def _csv_chunks(export: Export) -> Iterator[bytes]:
     cells = _cells(export, _CSV, _Names())
+    delimiter = export.delimiter
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=export.delimiter, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     if export.format.key == "excel-csv":
         buffer.write("\ufeff")
     writer.writerow(export.headers)
     for number, row in enumerate(_rows(export), start=1):
-        writer.writerow(cells(row))
+        values = cells(row)
+        line = plain_csv_line(values, delimiter)
+        if line is None:
+            writer.writerow(values)
+        else:
+            buffer.write(line)
+            buffer.write("\r\n")
         if number % BATCH_SIZE == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
