@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from jeg_contacts import create_app
+from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.cli import seed_topics
 from jeg_contacts.extensions import db
 
@@ -314,3 +315,15 @@ def subprocess_environment(app: Flask, **extra: str) -> dict[str, str]:
         **extra,
     )
     return environment
+
+
+def audit_entries(app: Flask, action: str) -> list[AuditEntry]:
+    """The audit log's entries for `action`, oldest first, usable outside the app context."""
+    with app.app_context():
+        entries = list(
+            db.session.scalars(
+                sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+            )
+        )
+        db.session.expunge_all()
+        return entries

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from flask import Flask
 from openpyxl import Workbook
 
-from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.exports.imports import Actor, Importer
 from jeg_contacts.exports.mapping import ImportSettings, suggest_mapping
@@ -111,16 +110,6 @@ def contacts_by_email(app: Flask) -> dict[str, Contact]:
 def count_contacts(app: Flask) -> int:
     with app.app_context():
         return db.session.scalar(sa.select(sa.func.count()).select_from(Contact))
-
-
-def audit_actions(app: Flask, action: str) -> list[AuditEntry]:
-    with app.app_context():
-        entries = db.session.scalars(
-            sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-        ).all()
-        for entry in entries:
-            db.session.expunge(entry)
-        return list(entries)
 
 
 @pytest.fixture

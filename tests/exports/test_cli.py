@@ -7,8 +7,8 @@ import json
 from openpyxl import load_workbook
 
 from jeg_contacts.contacts.models import ContactStatus
+from tests.conftest import audit_entries
 from tests.exports.conftest import (
-    audit_actions,
     contacts_by_email,
     count_contacts,
     csv_bytes,
@@ -24,7 +24,7 @@ def test_export_writes_csv_to_standard_output_and_audits_it(app, runner, people)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["Email"] for r in rows] == ["zoe@example.org"]
     assert "Exported 1 contact(s) as CSV (.csv)." in result.stderr
-    [entry] = audit_actions(app, "contacts.exported")
+    [entry] = audit_entries(app, "contacts.exported")
     assert entry.actor == "system"
     assert entry.changes["via"] == "command line"
     assert entry.changes["filter"] == "country DE; language en"
@@ -72,7 +72,7 @@ def test_export_refuses_unknown_filters_instead_of_exporting_everyone(app, runne
     assert "'XX' is not an ISO 3166-1 alpha-2 country code" in unknown_country.output
     assert unknown_column.exit_code == 2
     assert "Unknown column 'password'" in unknown_column.output
-    assert audit_actions(app, "contacts.exported") == []
+    assert audit_entries(app, "contacts.exported") == []
 
 
 def test_import_prints_a_line_per_row_and_a_summary(app, runner, tmp_path):
@@ -86,7 +86,7 @@ def test_import_prints_a_line_per_row_and_a_summary(app, runner, tmp_path):
     assert "Added 1, updated 0, unchanged 0, skipped 0, rejected 1 of 2 rows" in result.stdout
     assert "  Email -> Email" in result.stderr
     assert set(contacts_by_email(app)) == {"ana@example.org"}
-    [entry] = audit_actions(app, "contacts.imported")
+    [entry] = audit_entries(app, "contacts.imported")
     assert entry.actor == "the command line"
 
 
@@ -179,7 +179,7 @@ def test_import_writes_the_rejected_rows_to_a_report(app, runner, tmp_path):
 
 
 def test_import_records_the_staff_member_named(app, runner, tmp_path):
-    from tests.conftest import create_staff
+    from tests.conftest import audit_entries, create_staff
 
     create_staff(app, "clerk@unece.test", "editor")
     path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org")]))
@@ -189,5 +189,5 @@ def test_import_records_the_staff_member_named(app, runner, tmp_path):
     assert result.exit_code == 0, result.output
     ana = contacts_by_email(app)["ana@example.org"]
     assert ana.consent_events[0].source == "imported by clerk@unece.test from list.csv"
-    [entry] = audit_actions(app, "contacts.imported")
+    [entry] = audit_entries(app, "contacts.imported")
     assert entry.actor == "clerk@unece.test"

@@ -7,10 +7,9 @@ import pytest
 from jeg_contacts.contacts.models import ContactStatus
 from jeg_contacts.contacts.services import contact_data_export
 from jeg_contacts.extensions import db
-from tests.conftest import csrf_token
+from tests.conftest import audit_entries, csrf_token
 from tests.directory.conftest import load_contact, make_contact
 from tests.exports.conftest import (
-    audit_actions,
     contacts_by_email,
     csv_bytes,
     row,
@@ -53,7 +52,7 @@ def test_administrators_download_the_self_service_document(app, admin_client):
         for key, value in json.loads(json.dumps(expected)).items()
         if key != "exported_at"
     }
-    [entry] = audit_actions(app, "contact.data_exported")
+    [entry] = audit_entries(app, "contact.data_exported")
     assert (entry.entity_id, entry.actor) == (contact_id, "admin@unece.test")
 
 
@@ -88,7 +87,7 @@ def test_erasure_does_what_self_service_erasure_does_and_is_audited(app, admin_c
     assert contact.consent_events[-1].source == (
         "secretariat (admin@unece.test), at the contact's request"
     )
-    [entry] = audit_actions(app, "contact.erased")
+    [entry] = audit_entries(app, "contact.erased")
     assert entry.entity_id == contact_id
     assert "zoe" not in entry.summary.lower()
     page = admin_client.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)

@@ -7,8 +7,7 @@ import re
 import pytest
 from openpyxl import load_workbook
 
-from tests.conftest import topic_ids
-from tests.exports.conftest import audit_actions
+from tests.conftest import audit_entries, topic_ids
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
@@ -68,7 +67,7 @@ def test_every_export_is_audited_with_who_filter_format_and_count(app, people, v
 
     viewer_client.get(f"/admin/exports/download?format=vcf&topic={pipelines}").get_data()
 
-    [entry] = audit_actions(app, "contacts.exported")
+    [entry] = audit_entries(app, "contacts.exported")
     assert entry.actor == "viewer@unece.test"
     assert entry.user_id is not None
     assert entry.changes["rows"] == 2
@@ -86,7 +85,7 @@ def test_nothing_to_export_is_said_and_not_audited(app, people, viewer_client):
     page = viewer_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "No contact matches these filters, so there is nothing to export." in page
     assert "Nothing to download" in page
-    assert audit_actions(app, "contacts.exported") == []
+    assert audit_entries(app, "contacts.exported") == []
 
 
 @pytest.mark.parametrize(
@@ -102,7 +101,7 @@ def test_impossible_choices_come_back_as_messages(app, people, viewer_client, qu
 
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
-    assert audit_actions(app, "contacts.exported") == []
+    assert audit_entries(app, "contacts.exported") == []
 
 
 def test_export_page_keeps_the_chosen_format_and_columns(app, people, viewer_client):

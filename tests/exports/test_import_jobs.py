@@ -16,8 +16,8 @@ from jeg_contacts.contacts.models import Contact, Organisation
 from jeg_contacts.exports import imports, jobs, uploads
 from jeg_contacts.exports.imports import Importer
 from jeg_contacts.extensions import db, utcnow
-from tests.conftest import TEST_DATABASE_URL, csrf_token, post_signup
-from tests.exports.conftest import audit_actions, contacts_by_email, count_contacts, csv_bytes, row
+from tests.conftest import TEST_DATABASE_URL, audit_entries, csrf_token, post_signup
+from tests.exports.conftest import contacts_by_email, count_contacts, csv_bytes, row
 from tests.exports.web_import import (
     commit,
     finished,
@@ -182,7 +182,7 @@ def test_an_import_the_database_refuses_half_way_fails_and_writes_nothing(
     assert "Nothing was imported." in page
     assert "Import again: add 4" in page
     assert count_contacts(app) == 0
-    assert audit_actions(app, "contacts.imported") == []
+    assert audit_entries(app, "contacts.imported") == []
     assert not (folder(app, url) / "result.json").exists()
 
 
@@ -219,7 +219,7 @@ def test_a_second_import_is_refused_while_the_first_runs(app, editor_client, mon
     assert second.status_code == 302
     assert "This file is being imported already" in page
     assert "Importing contacts.csv" in page
-    assert len(audit_actions(app, "contacts.imported")) == 1
+    assert len(audit_entries(app, "contacts.imported")) == 1
 
 
 def test_a_finished_import_cannot_be_imported_again(app, editor_client):
@@ -231,7 +231,7 @@ def test_a_finished_import_cannot_be_imported_again(app, editor_client):
     finished(editor_client, url)
 
     assert again.status_code == 302
-    assert len(audit_actions(app, "contacts.imported")) == 1
+    assert len(audit_entries(app, "contacts.imported")) == 1
     assert count_contacts(app) == 1
 
 

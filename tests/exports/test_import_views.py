@@ -7,11 +7,17 @@ import os
 import pytest
 
 from jeg_contacts.exports import jobs, xlsx
-from tests.conftest import csrf_token, make_app, outbox_messages, staff_client, topic_ids
+from tests.conftest import (
+    audit_entries,
+    csrf_token,
+    make_app,
+    outbox_messages,
+    staff_client,
+    topic_ids,
+)
 from tests.directory.conftest import make_contact
 from tests.exports.conftest import (
     HEADER,
-    audit_actions,
     contacts_by_email,
     count_contacts,
     csv_bytes,
@@ -52,7 +58,7 @@ def test_editor_uploads_checks_and_imports_a_file(app, editor_client):
     assert contacts["bo@example.org"].consent_events[0].source == (
         "imported by editor@unece.test from contacts.csv"
     )
-    [entry] = audit_actions(app, "contacts.imported")
+    [entry] = audit_entries(app, "contacts.imported")
     assert entry.actor == "editor@unece.test"
     assert entry.changes["create"] == 2
 

@@ -18,11 +18,10 @@ from jeg_contacts.exports.imports import Outcome
 from jeg_contacts.exports.mapping import ImportField, suggest_mapping
 from jeg_contacts.exports.reading import UnreadableFile, open_table
 from jeg_contacts.extensions import db
-from tests.conftest import outbox_messages
+from tests.conftest import audit_entries, outbox_messages
 from tests.directory.conftest import make_contact
 from tests.exports.conftest import (
     HEADER,
-    audit_actions,
     contacts_by_email,
     count_contacts,
     csv_bytes,
@@ -74,10 +73,10 @@ def test_new_contacts_get_the_sign_up_records(app, tmp_path):
     ]
     assert ana.consent_events[0].source == "imported by tests from list.csv"
     assert ana.consent_events[0].detail == "topics: pipelines; language: en"
-    [created] = audit_actions(app, "contact.created")
+    [created] = audit_entries(app, "contact.created")
     assert created.entity_id == ana.id
     assert created.summary == "Imported from list.csv as active"
-    [summary_entry] = audit_actions(app, "contacts.imported")
+    [summary_entry] = audit_entries(app, "contacts.imported")
     assert summary_entry.changes["create"] == 1
     assert summary_entry.changes["mapping"]["Email"] == "email"
 
@@ -153,7 +152,7 @@ def test_existing_contacts_are_skipped_unless_updates_are_asked_for(app, tmp_pat
     assert [topic.slug for topic in ana.topics] == ["pipelines", "oil-terminals"]
     assert ana.version == 2
     assert ana.consent_events[-1].action is ConsentAction.PREFERENCES_CHANGED
-    [entry] = audit_actions(app, "contact.updated")
+    [entry] = audit_entries(app, "contact.updated")
     assert entry.changes["given_name"] == ["Ana", "Anna"]
     assert entry.summary == "Updated from list.csv"
 

@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from email import policy
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,19 @@ from tests.conftest import free_port, make_app, subprocess_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
+
+
+class HtmlElements(HTMLParser):
+    """Every start tag and attribute of an HTML document, to check what sanitising let through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.extend((name, value or "") for name, value in attrs)
 
 
 class FlakySmtpHandler:

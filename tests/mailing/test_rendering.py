@@ -2,7 +2,6 @@
 
 import email
 from email import policy
-from html.parser import HTMLParser
 
 import pytest
 
@@ -13,17 +12,7 @@ from jeg_contacts.mailing.rendering import (
     markdown_to_html,
     personalise,
 )
-
-
-class _Elements(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attributes: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attributes.extend((name, value or "") for name, value in attrs)
+from tests.mailing.conftest import HtmlElements
 
 
 @pytest.mark.parametrize(
@@ -41,7 +30,7 @@ class _Elements(HTMLParser):
     ],
 )
 def test_markdown_cannot_carry_active_content(source):
-    elements = _Elements()
+    elements = HtmlElements()
     elements.feed(markdown_to_html(source))
     assert not {"script", "iframe", "img", "object", "embed", "style"} & set(elements.tags)
     for name, value in elements.attributes:

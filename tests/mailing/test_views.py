@@ -4,7 +4,6 @@ import html
 import json
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from jeg_contacts.mailing.models import (
     SavedAudience,
 )
 from tests.conftest import (
+    audit_entries,
     csrf_token,
     html_body,
     outbox_messages,
@@ -28,7 +28,7 @@ from tests.conftest import (
     text_body,
     topic_ids,
 )
-from tests.mailing.conftest import add_contacts
+from tests.mailing.conftest import HtmlElements, add_contacts
 from tests.mailing.ui import (
     NEW,
     announcement,
@@ -49,16 +49,6 @@ def editor(mail_app):
 def _count(app, model, *conditions) -> int:
     with app.app_context():
         return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*conditions))
-
-
-def _audit(app, action: str) -> list[AuditEntry]:
-    with app.app_context():
-        entries = db.session.scalars(
-            sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-        ).all()
-        for entry in entries:
-            db.session.expunge(entry)
-        return entries
 
 
 def _deliveries(app, announcement_id: int) -> dict[str, str]:
@@ -146,7 +136,7 @@ def test_saving_a_draft_stores_texts_audience_and_audits_it(app, editor_client):
         "country": ["KZ", "UA"],
         "language": ["ru"],
     }
-    [entry] = _audit(app, "announcement.created")
+    [entry] = audit_entries(app, "announcement.created")
     assert entry.entity_id == announcement_id and entry.actor == "editor@unece.test"
     detail = page(editor_client, f"/admin/announcements/{announcement_id}")
     assert "Draft saved." in detail
@@ -210,7 +200,7 @@ def test_editing_records_what_changed(app, editor_client):
     saved = announcement(app, announcement_id)
     assert saved.subject_en == "Workshop moved to Astana"
     assert saved.criteria == {"language": ["fr"]}
-    [entry] = _audit(app, "announcement.edited")
+    [entry] = audit_entries(app, "announcement.edited")
     assert entry.changes["subject_en"] == [
         "Workshop on tailings safety",
         "Workshop moved to Astana",
@@ -247,17 +237,6 @@ def test_only_drafts_and_scheduled_announcements_can_be_edited(mail_app, editor)
 # --- Preview -------------------------------------------------------------------------------
 
 
-class _Elements(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attributes: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attributes.extend((name, value or "") for name, value in attrs)
-
-
 HOSTILE = (
     "Dear {{ given_name }} of {{organisation}},\n\n"
     "<script>alert(1)</script>\n\n<iframe src='https://evil.example'></iframe>\n\n"
@@ -275,7 +254,7 @@ def test_preview_is_sanitised_and_personalised_with_sample_details(editor_client
     assert response.status_code == 200
     shown = response.get_json()
     assert shown["language"] == "en" and shown["fallback"] is False
-    elements = _Elements()
+    elements = HtmlElements()
     elements.feed(shown["html"])
     assert not {"script", "iframe", "img", "object", "embed"} & set(elements.tags)
     assert not [name for name, _value in elements.attributes if name.startswith("on")]
@@ -372,7 +351,7 @@ def test_saving_an_audience_lets_later_announcements_reuse_it(mail_app, editor):
     assert re.search(
         rf'<option selected value="{saved_id}">|<option value="{saved_id}" selected', text
     )
-    [entry] = _audit(mail_app, "saved_audience.saved")
+    [entry] = audit_entries(mail_app, "saved_audience.saved")
     assert entry.entity_id == saved_id
 
     # Re-evaluated when used: a contact added since is counted and sent to.
@@ -428,7 +407,7 @@ def test_a_test_message_arrives_marked_and_built_like_the_real_one(smtp_app, smt
     assert "Bonjour Anna" in text_body(message)
     assert "Bonjour Anna" in html_body(message)
     assert "/unsubscribe/" not in text_body(message)  # nobody's real link
-    [entry] = _audit(smtp_app, "announcement.test_sent")
+    [entry] = audit_entries(smtp_app, "announcement.test_sent")
     assert "me@example.org" in entry.summary and entry.entity_id == announcement_id
     detail = page(editor, f"/admin/announcements/{announcement_id}")
     assert "Test sent to me@example.org" in html.unescape(detail)
@@ -494,7 +473,7 @@ def test_a_test_to_a_bad_address_is_refused(app, editor_client, address):
     assert response.status_code == 400
     assert 'class="error-summary"' in response.get_data(as_text=True)
     assert outbox_messages(app) == []
-    assert _audit(app, "announcement.test_sent") == []
+    assert audit_entries(app, "announcement.test_sent") == []
 
 
 def test_template_syntax_in_a_contacts_name_stays_inert(mail_app, flaky_smtp, editor):
@@ -550,7 +529,7 @@ def test_send_now_queues_every_recipient_and_the_worker_delivers(mail_app, flaky
         f"p{n}@example.org": "queued" for n in range(5)
     }
     assert announcement(mail_app, announcement_id).status is AnnouncementStatus.SENDING
-    [entry] = _audit(mail_app, "announcement.send_started")
+    [entry] = audit_entries(mail_app, "announcement.send_started")
     assert entry.changes["recipients"] == 5
     status = editor.get(f"/admin/announcements/{announcement_id}/status.json").get_json()
     assert status["status"] == "sending" and status["total"] == 5 and status["done"] == 0
@@ -596,7 +575,7 @@ def test_a_send_scheduled_in_the_future_waits(mail_app, flaky_smtp, editor):
     assert saved.status is AnnouncementStatus.SCHEDULED
     assert saved.scheduled_at == when  # the input is read as UTC
     assert _count(mail_app, Delivery) == 2
-    [entry] = _audit(mail_app, "announcement.scheduled")
+    [entry] = audit_entries(mail_app, "announcement.scheduled")
     assert entry.changes["scheduled_at"] == when.isoformat()
 
     run_worker(mail_app)
@@ -650,8 +629,8 @@ def test_pause_resume_and_cancel_from_the_page(mail_app, flaky_smtp, editor):
     assert editor.get(f"{base}/cancel").status_code == 302
     post(editor, f"{base}/cancel")
     assert announcement(mail_app, announcement_id).status is AnnouncementStatus.SENT
-    actions = [entry.action for entry in _audit(mail_app, "announcement.paused")]
-    actions += [entry.action for entry in _audit(mail_app, "announcement.resumed")]
+    actions = [entry.action for entry in audit_entries(mail_app, "announcement.paused")]
+    actions += [entry.action for entry in audit_entries(mail_app, "announcement.resumed")]
     assert actions == ["announcement.paused", "announcement.resumed"]
 
 
@@ -671,7 +650,7 @@ def test_cancelling_asks_first_then_skips_what_is_left(mail_app, flaky_smtp, edi
     assert handler.received == []
     assert announcement(mail_app, announcement_id).status is AnnouncementStatus.CANCELLED
     assert set(_deliveries(mail_app, announcement_id).values()) == {"skipped"}
-    [entry] = _audit(mail_app, "announcement.cancelled")
+    [entry] = audit_entries(mail_app, "announcement.cancelled")
     assert entry.changes == {"count": 3}
     assert "3 message(s) not yet sent will not go out" in page(editor, base)
 
@@ -719,7 +698,7 @@ def test_failed_deliveries_show_in_the_log_and_can_be_retried(mail_app, flaky_sm
     assert post(editor, f"{base}/retry").status_code == 302
     assert _deliveries(mail_app, announcement_id)["perm@example.org"] == "queued"
     assert announcement(mail_app, announcement_id).status is AnnouncementStatus.SENDING
-    [entry] = _audit(mail_app, "announcement.retried")
+    [entry] = audit_entries(mail_app, "announcement.retried")
     assert entry.changes == {"count": 1}
     run_worker(mail_app)
     assert handler.attempts["perm@example.org"] == 2
@@ -782,8 +761,8 @@ def test_only_sent_announcements_can_be_published(mail_app, editor):
     post(editor, f"{base}/publish", {"published": "0"})
     assert announcement(mail_app, announcement_id).published is False
     assert mail_app.test_client().get(f"/announcements/{announcement_id}").status_code == 404
-    actions = [e.action for e in _audit(mail_app, "announcement.published")]
-    actions += [e.action for e in _audit(mail_app, "announcement.unpublished")]
+    actions = [e.action for e in audit_entries(mail_app, "announcement.published")]
+    actions += [e.action for e in audit_entries(mail_app, "announcement.unpublished")]
     assert actions == ["announcement.published", "announcement.unpublished"]
 
 

@@ -2,10 +2,8 @@
 
 import secrets
 
-import sqlalchemy as sa
 from flask import Flask
 
-from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import (
     Contact,
     ContactStatus,
@@ -64,14 +62,3 @@ def get_organisation(app: Flask, organisation_id: int) -> Organisation | None:
         organisation = db.session.get(Organisation, organisation_id)
         db.session.expunge_all()
         return organisation
-
-
-def audit_entries(app: Flask, action: str) -> list[AuditEntry]:
-    with app.app_context():
-        entries = list(
-            db.session.scalars(
-                sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-            )
-        )
-        db.session.expunge_all()
-        return entries

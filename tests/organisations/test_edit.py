@@ -2,8 +2,8 @@
 
 import re
 
-from tests.conftest import csrf_token
-from tests.organisations.records import add_organisation, audit_entries, get_organisation
+from tests.conftest import audit_entries, csrf_token
+from tests.organisations.records import add_organisation, get_organisation
 
 
 def edit_form(client, organisation_id: int, **changes: str) -> dict[str, str]:

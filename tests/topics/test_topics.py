@@ -6,10 +6,9 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
-from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, TopicGroup
 from jeg_contacts.extensions import db
-from tests.conftest import csrf_token, topic_ids
+from tests.conftest import audit_entries, csrf_token, topic_ids
 
 NEW_TOPIC = {
     "slug": "flood-risk",
@@ -36,17 +35,6 @@ def group_order(app, group: str) -> list[str]:
                 .order_by(Topic.position, Topic.id)
             )
         )
-
-
-def entries(app, action: str) -> list[AuditEntry]:
-    with app.app_context():
-        found = list(
-            db.session.scalars(
-                sa.select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
-            )
-        )
-        db.session.expunge_all()
-        return found
 
 
 def subscribe(app, slugs: list[str], status: str = "active") -> int:
@@ -107,7 +95,7 @@ def test_admin_creates_a_topic_offered_at_signup_and_audited(app, admin_client, 
     assert response.headers["Location"] == f"/admin/topics#topic-{created.id}"
     assert group_order(app, "general")[-1] == "flood-risk"
     assert signup_offers(client, created.id)
-    [entry] = entries(app, "topic.created")
+    [entry] = audit_entries(app, "topic.created")
     assert (entry.entity_type, entry.entity_id, entry.actor) == (
         "topic",
         created.id,
@@ -148,7 +136,7 @@ def test_invalid_new_topics_are_refused_with_a_message(app, admin_client, change
     assert 'class="error-summary"' in page and 'aria-invalid="true"' in page
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Topic)) == before
-    assert entries(app, "topic.created") == []
+    assert audit_entries(app, "topic.created") == []
 
 
 def test_rename_changes_labels_keeps_the_slug_and_is_audited(app, admin_client):
@@ -174,7 +162,7 @@ def test_rename_changes_labels_keeps_the_slug_and_is_audited(app, admin_client):
         "Sécurité des oléoducs et gazoducs",
     )
     assert topic(app, "hijacked-slug") is None
-    [entry] = entries(app, "topic.renamed")
+    [entry] = audit_entries(app, "topic.renamed")
     assert entry.entity_id == pipelines
     assert entry.changes == {
         "label_en": ["Pipeline safety", "Safety of pipelines"],
@@ -195,7 +183,7 @@ def test_rename_refuses_a_missing_label(app, admin_client):
     assert response.status_code == 400
     assert "Enter the label in French" in response.text
     assert topic(app, "pipelines").label_fr == "Sécurité des pipelines"
-    assert entries(app, "topic.renamed") == []
+    assert audit_entries(app, "topic.renamed") == []
 
 
 def test_moving_a_topic_to_another_group_puts_it_last_there(app, admin_client):
@@ -229,7 +217,7 @@ def test_move_up_and_down_swap_neighbours_within_the_group(app, admin_client, cl
     post(admin_client, f"/admin/topics/{second_id}/move", direction="down")
     post(admin_client, f"/admin/topics/{second_id}/move", direction="down")
     assert group_order(app, "guidance") == [order[0], order[2], order[1], *order[3:]]
-    moves = entries(app, "topic.moved")
+    moves = audit_entries(app, "topic.moved")
     assert [entry.entity_id for entry in moves] == [second_id] * 3
     assert f"above {order[0]}" in moves[0].summary
 
@@ -246,7 +234,7 @@ def test_first_cannot_move_up_and_last_cannot_move_down(app, admin_client):
     assert "already last in its group" in admin_client.get("/admin/topics").text
     post(admin_client, f"/admin/topics/{last_id}/move", direction="sideways")
     assert group_order(app, "guidance") == order
-    assert entries(app, "topic.moved") == []
+    assert audit_entries(app, "topic.moved") == []
 
 
 def test_move_buttons_are_labelled_and_the_ends_disabled(app, admin_client):
@@ -293,10 +281,10 @@ def test_archived_topic_leaves_signup_keeps_subscriptions_and_can_be_restored(
     assert post(admin_client, f"/admin/topics/{pipelines}/restore").status_code == 302
     assert topic(app, "pipelines").active is True
     assert signup_offers(client, pipelines)
-    assert [entry.changes for entry in entries(app, "topic.archived")] == [
+    assert [entry.changes for entry in audit_entries(app, "topic.archived")] == [
         {"active": [True, False]}
     ]
-    assert [entry.entity_id for entry in entries(app, "topic.restored")] == [pipelines]
+    assert [entry.entity_id for entry in audit_entries(app, "topic.restored")] == [pipelines]
 
 
 def test_archiving_twice_changes_nothing_more(app, admin_client):
@@ -304,7 +292,7 @@ def test_archiving_twice_changes_nothing_more(app, admin_client):
     post(admin_client, f"/admin/topics/{pipelines}/archive")
     post(admin_client, f"/admin/topics/{pipelines}/archive")
     assert "already archived" in admin_client.get("/admin/topics").text
-    assert len(entries(app, "topic.archived")) == 1
+    assert len(audit_entries(app, "topic.archived")) == 1
 
 
 def test_signing_up_with_an_archived_topic_is_refused(app, admin_client, client):
