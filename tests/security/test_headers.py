@@ -282,6 +282,20 @@ def test_posts_errors_and_downloads_after_a_post_carry_the_security_headers(site
         assert_nothing_inline_is_blocked(response)
 
 
+def test_an_unexpected_error_page_carries_the_security_headers(tmp_path):
+    app = make_app(tmp_path, PROPAGATE_EXCEPTIONS=False)
+
+    def broken() -> str:
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/broken", view_func=broken)
+    response = fetch(app.test_client(), "/broken")
+
+    assert response.status_code == 500
+    assert_security_headers(response)
+    assert_nothing_inline_is_blocked(response)
+
+
 def test_dashboard_charts_are_drawn_without_inline_styles(site):
     page = site.admin.get("/admin")
 
