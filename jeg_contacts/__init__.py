@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
+from jeg_contacts import security_headers
 from jeg_contacts.config import load_config
 from jeg_contacts.extensions import babel, csrf, db, migrate
 from jeg_contacts.i18n import LANGUAGE_NAMES, remember_requested_language, select_locale
@@ -72,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.lstrip_blocks = True
     _register_template_helpers(app)
     _register_error_pages(app)
+    security_headers.init_app(app)
     return app
 
 

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
+
+from jeg_contacts.security_headers import CSRFProtect
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
