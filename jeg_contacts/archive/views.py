@@ -1,11 +1,12 @@
 """The public archive of published announcements, and its Atom feed."""
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template
 from flask_babel import get_locale
 
 from jeg_contacts.archive import services
 from jeg_contacts.directory.services import MAX_ID
 from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("archive", __name__)
 
@@ -27,7 +28,7 @@ def _helpers() -> dict[str, object]:
 
 @bp.get("/announcements")
 def index() -> str:
-    page_number = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+    page_number = requested_page(MAX_PAGE)
     page = services.published_page(page_number)
     language = _language()
     return render_template(

@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.extensions import db
+from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")
 
@@ -39,9 +40,7 @@ def index() -> str:
         query = query.where(
             AuditEntry.at < datetime.combine(until + timedelta(days=1), time.min, UTC)
         )
-    page = db.paginate(
-        query, page=args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False
-    )
+    page = db.paginate(query, page=requested_page(), per_page=PER_PAGE, error_out=False)
     actions = db.session.scalars(
         sa.select(AuditEntry.action).distinct().order_by(AuditEntry.action)
     )

@@ -17,11 +17,11 @@ from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, StatusForm
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
+from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("directory", __name__, url_prefix="/admin")
 
 # Beyond this the offset means nothing useful, and a huge number must not reach the database.
-MAX_PAGE = 100_000
 MAX_TICKED = 500
 
 _FORM_FIELDS = (
@@ -150,7 +150,7 @@ def _unsaved_changes(form: ContactForm, current: dict[str, Any]) -> list[tuple[s
 @bp.get("/contacts")
 def contacts() -> str:
     contact_filter, sort = _listing()
-    page_number = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+    page_number = requested_page()
     page = services.directory_page(contact_filter, sort, page_number)
     return render_template(
         "directory/contacts.html",

@@ -46,12 +46,12 @@ from jeg_contacts.mailing.models import (
     DeliveryStatus,
     SavedAudience,
 )
+from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("mailing", __name__, url_prefix="/admin")
 
 # The filters an audience is built from (ContactFilter's query arguments).
 AUDIENCE_ARGS = ("topic", "type", "country", "language")
-MAX_PAGE = 100_000
 MAX_SEARCH_LENGTH = 200
 # How far ahead a send can be scheduled.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
@@ -80,10 +80,6 @@ def _announcement_or_404(announcement_id: int) -> Announcement:
 def _member(enum: type[StrEnum], raw: str | None) -> Any:
     """The member of `enum` with value `raw`, or None."""
     return next((member for member in enum if member.value == raw), None)
-
-
-def _page_number() -> int:
-    return min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
 
 
 def _criteria(values: MultiDict) -> dict[str, list[str]]:
@@ -207,7 +203,7 @@ def _progress_data(announcement: Announcement, progress: services.Progress) -> d
 @bp.get("/announcements")
 def index() -> str:
     status = _member(AnnouncementStatus, request.args.get("status"))
-    page = services.announcement_page(_page_number(), status)
+    page = services.announcement_page(requested_page(), status)
     return render_template(
         "mailing/index.html",
         page=page,
@@ -448,7 +444,7 @@ def _render_detail(
     delivery_status = _delivery_status(request.args.get("status"))
     log = None
     if progress.total:
-        log = services.delivery_log(announcement.id, q, delivery_status, _page_number())
+        log = services.delivery_log(announcement.id, q, delivery_status, requested_page())
     criteria = services.effective_criteria(announcement)
     if test_form is None:
         test_form = SendTestForm(data={"email": current_user.email, "language": "en"})

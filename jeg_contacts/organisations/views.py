@@ -11,6 +11,7 @@ from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.organisations import services
 from jeg_contacts.organisations.forms import OrganisationForm
+from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("organisations", __name__, url_prefix="/admin")
 
@@ -38,9 +39,7 @@ def _helpers() -> dict[str, object]:
 @bp.get("/organisations")
 def index() -> str:
     filters = services.OrganisationFilters.from_args(request.args)
-    listing = services.organisation_page(
-        filters, page=request.args.get("page", 1, type=int), per_page=PER_PAGE
-    )
+    listing = services.organisation_page(filters, page=requested_page(), per_page=PER_PAGE)
     return render_template(
         "organisations/index.html",
         page=listing.page,
@@ -56,7 +55,7 @@ def detail(organisation_id: int) -> str:
     organisation = db.get_or_404(Organisation, organisation_id)
     contacts = db.paginate(
         services.contacts_query(organisation),
-        page=request.args.get("page", 1, type=int),
+        page=requested_page(),
         per_page=CONTACTS_PER_PAGE,
         error_out=False,
     )
