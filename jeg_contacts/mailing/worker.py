@@ -13,6 +13,7 @@ heartbeat is older than WORKER_LEASE_SECONDS."""
 
 import contextlib
 import functools
+import math
 import os
 import re
 import smtplib
@@ -209,7 +210,11 @@ class DeliveryWorker:
 
     def _supervise(self) -> None:
         lease = self.app.config["WORKER_LEASE_SECONDS"]
-        last_heartbeat = last_reclaim = last_progress = last_tidy = 0.0
+        # time.monotonic() counts from an arbitrary point, on Linux the boot: a "last done"
+        # of 0.0 would read as "just done" on a machine up for less than an interval. So
+        # the first round does every periodic job.
+        never = -math.inf
+        last_heartbeat = last_reclaim = last_progress = last_tidy = never
         with self.app.app_context():
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -491,7 +496,7 @@ class DeliveryWorker:
         """Whether the announcement is still being sent (looked up at most once a second, so
         a pause or cancel takes effect within a second without a query per message)."""
         checked = self._local.status_checked
-        status, at = checked.get(announcement_id, (None, 0.0))
+        status, at = checked.get(announcement_id, (None, -math.inf))
         if time.monotonic() - at >= 1.0:
             status = db.session.scalar(
                 sa.select(Announcement.status).where(Announcement.id == announcement_id)
