@@ -23,20 +23,36 @@ def _recipients(message: EmailMessage) -> list[str]:
     return [addr for _name, addr in getaddresses([str(value) for value in headers])]
 
 
+class PlaintextLoginRefused(smtplib.SMTPException):
+    """The SMTP password would cross the network unencrypted."""
+
+
+def _tls_context() -> ssl.SSLContext:
+    # Certificates are always checked: against SMTP_CA_FILE when set (a relay whose
+    # certificate a private CA signed), else against the system's CAs.
+    return ssl.create_default_context(cafile=current_app.config.get("SMTP_CA_FILE") or None)
+
+
 def connect_smtp() -> smtplib.SMTP:
     """An open, authenticated connection to the configured SMTP relay."""
     config = current_app.config
     host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
     if config["SMTP_SECURITY"] == "tls":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-            host, port, timeout=timeout, context=ssl.create_default_context()
-        )
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context())
     else:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
     try:
         if config["SMTP_SECURITY"] == "starttls":
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=_tls_context())
         if config["SMTP_USERNAME"]:
+            # Checked here as well as at start-up (config.py), on the connection itself: a
+            # configuration built some other way must not leak the password either.
+            encrypted = isinstance(smtp.sock, ssl.SSLSocket)
+            if not encrypted and not config.get("SMTP_ALLOW_PLAINTEXT_AUTH"):
+                raise PlaintextLoginRefused(
+                    "refused to log in to the SMTP relay without encryption "
+                    "(set SMTP_SECURITY=starttls or tls, or SMTP_ALLOW_PLAINTEXT_AUTH=1)"
+                )
             smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
     except BaseException:
         smtp.close()
