@@ -5,7 +5,6 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import getaddresses
 from pathlib import Path
 
 from flask import current_app
@@ -13,14 +12,20 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from jeg_contacts.extensions import db
-from jeg_contacts.mailer.messages import sender_address, serialise
+from jeg_contacts.mailer.messages import sender_addr_spec, serialise
 
 _PENDING = "jeg_contacts.pending_mail"
 
 
-def _recipients(message: EmailMessage) -> list[str]:
+# A message ready to go: its envelope recipients and its bytes.
+_Prepared = tuple[list[str], bytes]
+
+
+def _prepare(message: EmailMessage) -> _Prepared:
+    """Serialise `message` (MessageBuildError if it cannot be written safely)."""
     headers = [*message.get_all("To", []), *message.get_all("Cc", [])]
-    return [addr for _name, addr in getaddresses([str(value) for value in headers])]
+    recipients = [address.addr_spec for header in headers for address in header.addresses]
+    return recipients, serialise(message)
 
 
 class PlaintextLoginRefused(smtplib.SMTPException):
@@ -60,36 +65,35 @@ def connect_smtp() -> smtplib.SMTP:
     return smtp
 
 
-def _send_smtp(messages: Sequence[EmailMessage]) -> None:
-    with connect_smtp() as smtp:
-        envelope_from = sender_address().addr_spec
-        for message in messages:
-            smtp.sendmail(envelope_from, _recipients(message), serialise(message))
-
-
-def _send_maildir(messages: Sequence[EmailMessage]) -> None:
-    outbox = mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True)
-    for message in messages:
-        outbox.add(serialise(message))
+def _deliver_prepared(prepared: Sequence[_Prepared]) -> None:
+    if current_app.config["SMTP_HOST"]:
+        with connect_smtp() as smtp:
+            envelope_from = sender_addr_spec()
+            for recipients, raw in prepared:
+                smtp.sendmail(envelope_from, recipients, raw)
+    else:
+        outbox = mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True)
+        for _recipients, raw in prepared:
+            outbox.add(raw)
 
 
 def deliver(messages: Sequence[EmailMessage]) -> None:
     """Send now: over SMTP when SMTP_HOST is set, else into the Maildir outbox."""
-    if not messages:
-        return
-    if current_app.config["SMTP_HOST"]:
-        _send_smtp(messages)
-    else:
-        _send_maildir(messages)
+    if messages:
+        _deliver_prepared([_prepare(message) for message in messages])
 
 
 def send_after_commit(message: EmailMessage) -> None:
-    """Deliver `message` once the current transaction commits; drop it if it rolls back."""
+    """Deliver `message` once the current transaction commits; drop it if it rolls back.
+
+    The message is written out now: one that cannot be written raises MessageBuildError
+    here, before the commit, so the caller can refuse what the message was to confirm."""
+    prepared = _prepare(message)
     session = db.session()
     if not session.in_transaction():
         # Tie the message to a transaction even before any query, so a rollback discards it.
         session.begin()
-    session.info.setdefault(_PENDING, []).append(message)
+    session.info.setdefault(_PENDING, []).append(prepared)
 
 
 @event.listens_for(Session, "after_commit")
@@ -98,7 +102,7 @@ def _deliver_pending(session: Session) -> None:
     if not messages:
         return
     try:
-        deliver(messages)
+        _deliver_prepared(messages)
     except Exception:
         # The data is already committed; a lost notification is recoverable ("send me a new
         # link"), a 500 after a successful sign-up is not.
@@ -113,8 +117,4 @@ def _discard_pending(session: Session, previous_transaction: object) -> None:
 def deliver_raw(recipient: str, raw: bytes) -> None:
     """Send one pre-built message (bytes with CRLF line ends) to one address: over SMTP when
     SMTP_HOST is set, else into the Maildir outbox."""
-    if current_app.config["SMTP_HOST"]:
-        with connect_smtp() as smtp:
-            smtp.sendmail(sender_address().addr_spec, [recipient], raw)
-    else:
-        mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True).add(raw)
+    _deliver_prepared([([recipient], raw)])

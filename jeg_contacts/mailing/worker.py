@@ -31,7 +31,7 @@ from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, T
 from jeg_contacts.exports import uploads
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import external_url
-from jeg_contacts.mailer.messages import sender_address
+from jeg_contacts.mailer.messages import MessageBuildError, sender_addr_spec
 from jeg_contacts.mailer.transports import connect_smtp, deliver_raw
 from jeg_contacts.mailing.models import (
     Announcement,
@@ -365,7 +365,7 @@ class DeliveryWorker:
             self._local.status_checked = {}
             self._local.unrecorded = []
             factory = MessageFactory.for_sender(current_app.config["MAIL_FROM"], list_id())
-            envelope_from = sender_address().addr_spec
+            envelope_from = sender_addr_spec()
             smtp: smtplib.SMTP | None = None
             try:
                 while not self._stop.is_set():
@@ -531,12 +531,18 @@ class DeliveryWorker:
     ) -> smtplib.SMTP | None:
         """Send one claimed batch, building each message while the server reads the one
         before it (the server's think time would otherwise be idle time here)."""
-        built: dict[int, _BuiltMessage] = {}
+        built: dict[int, _BuiltMessage | MessageBuildError] = {}
 
         def build(job: _Job | None) -> None:
             if job is not None and job.recipient is not None and job.delivery_id not in built:
                 version = self._version(job.announcement_id, job.language)
-                built[job.delivery_id] = _BuiltMessage.of(*factory.build(version, job.recipient))
+                try:
+                    message = _BuiltMessage.of(*factory.build(version, job.recipient))
+                except MessageBuildError as error:
+                    # Kept as the outcome: this one fails, the rest of the batch goes out.
+                    built[job.delivery_id] = error
+                else:
+                    built[job.delivery_id] = message
 
         for position, job in enumerate(jobs):
             if self._stop.is_set() or not self._still_sending(job.announcement_id):
@@ -545,12 +551,13 @@ class DeliveryWorker:
                 break
             following = jobs[position + 1] if position + 1 < len(jobs) else None
             build(job)
+            message = built.pop(job.delivery_id, None)
+            if isinstance(message, MessageBuildError):
+                self._record(job, DeliveryStatus.FAILED, f"message not built: {message}")
+                self.outcome.add("failed")
+                continue
             smtp = self._deliver(
-                job,
-                built.pop(job.delivery_id, None),
-                smtp,
-                envelope_from,
-                functools.partial(build, following),
+                job, message, smtp, envelope_from, functools.partial(build, following)
             )
         self._flush_outcomes()
         return smtp
