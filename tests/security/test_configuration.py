@@ -415,3 +415,19 @@ def test_smtp_ca_file_without_tls_refuses_to_start(
 
     with pytest.raises(ConfigurationError, match="SMTP_SECURITY"):
         create_app()
+
+
+# -- the sender of every message -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mail_from", ["JEG secretariat jeg@unece.test>", "JEG secretariat, jeg@unece.test", "jeg"]
+)
+def test_a_mail_from_that_no_message_could_carry_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, mail_from: str
+) -> None:
+    """Otherwise every sign-up would be refused (or every mail lost) until someone noticed."""
+    monkeypatch.setenv("MAIL_FROM", mail_from)
+
+    with pytest.raises(ConfigurationError, match="MAIL_FROM"):
+        create_app()
