@@ -29,13 +29,6 @@ from tests.mailing.conftest import add_contacts
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
-SMTP_SETTINGS = ("SMTP_TIMEOUT", "SMTP_CA_FILE", "SMTP_ALLOW_PLAINTEXT_AUTH")
-
-
-@pytest.fixture(autouse=True)
-def no_smtp_settings_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SMTP_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
 
 
 # Stands in for .venv/bin/flask under `make run`: the worker and the server each note the
