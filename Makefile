@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Links in the mail that `make run` sends lead to the server it starts, unless BASE_URL names
+# another address (a server listening on every interface is reached through the loopback).
+ifeq ($(strip $(BASE_URL)),)
+BASE_URL = http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
+endif
 # `make run` fills an empty database with synthetic stakeholders; DEMO_DATA=0 skips that.
 DEMO_DATA ?= 1
 DEMO_CONTACTS ?= 2000
@@ -23,6 +28,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed-app
 
+run: export BASE_URL := $(BASE_URL)
 run: $(VENV)/.installed-app
 	$(FLASK) db upgrade
 	$(FLASK) seed

@@ -2,13 +2,19 @@
 
 import os
 import secrets
+import ssl
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+
+from jeg_contacts.mailer.messages import MessageBuildError, address_lines
 
 SMTP_SECURITY_MODES = ("none", "starttls", "tls")
 # Room in an upload request for what surrounds the file: multipart boundaries and headers,
 # the CSRF token and the reading options (well under a kilobyte in practice).
 UPLOAD_ENVELOPE_BYTES = 64 * 1024
+# Sessions, CSRF tokens and emailed links are only as hard to forge as this key is to guess.
+MIN_PRODUCTION_SECRET_KEY_LENGTH = 32
 
 
 class ConfigurationError(RuntimeError):
@@ -36,6 +42,12 @@ def _database_url(instance_path: Path) -> str:
 
 def _secret_key(instance_path: Path, production: bool) -> str:
     key = os.environ.get("SECRET_KEY")
+    if production and key and len(key) < MIN_PRODUCTION_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            f"SECRET_KEY must be at least {MIN_PRODUCTION_SECRET_KEY_LENGTH} characters when "
+            f"JEG_ENV=production (it has {len(key)}); make one with: "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
     if key:
         return key
     if production:
@@ -48,6 +60,50 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     key_file.write_text(key)
     key_file.chmod(0o600)
     return key
+
+
+def _smtp_settings(smtp_security: str) -> dict[str, Any]:
+    """The SMTP settings that decide what crosses the network in clear, refused when unsafe."""
+    username = os.environ.get("SMTP_USERNAME", "")
+    allow_plaintext_auth = os.environ.get("SMTP_ALLOW_PLAINTEXT_AUTH", "0") == "1"
+    if username and smtp_security == "none" and not allow_plaintext_auth:
+        raise ConfigurationError(
+            "SMTP_USERNAME is set but SMTP_SECURITY=none would send the SMTP password "
+            "unencrypted: set SMTP_SECURITY=starttls or tls, or SMTP_ALLOW_PLAINTEXT_AUTH=1 "
+            "if the relay is reached over a network you trust"
+        )
+    ca_file = os.environ.get("SMTP_CA_FILE", "")
+    if ca_file:
+        if smtp_security == "none":
+            raise ConfigurationError(
+                "SMTP_CA_FILE is set but SMTP_SECURITY=none: no certificate would be checked; "
+                "set SMTP_SECURITY=starttls or tls"
+            )
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"SMTP_CA_FILE={ca_file!r} is not a readable PEM file of CA certificates: {exc}"
+            ) from exc
+    return {
+        "SMTP_USERNAME": username,
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_SECURITY": smtp_security,
+        "SMTP_ALLOW_PLAINTEXT_AUTH": allow_plaintext_auth,
+        "SMTP_CA_FILE": ca_file,
+    }
+
+
+def _mail_from() -> str:
+    mail_from = os.environ.get("MAIL_FROM") or "JEG secretariat <jeg-contacts@localhost>"
+    try:
+        # Every message is refused (a sign-up with it) when its sender cannot be written.
+        address_lines("From", *parseaddr(mail_from))
+    except MessageBuildError as exc:
+        raise ConfigurationError(
+            f"MAIL_FROM={mail_from!r} is not an address like 'JEG secretariat <jeg@example.org>'"
+        ) from exc
+    return mail_from
 
 
 def load_config(instance_path: Path) -> dict[str, Any]:
@@ -65,13 +121,11 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "SECRET_KEY": _secret_key(instance_path, production),
         "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
         "SQLITE_BUSY_TIMEOUT_SECONDS": _env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 30),
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
-        "MAIL_FROM": os.environ.get("MAIL_FROM", "JEG secretariat <jeg-contacts@localhost>"),
+        "BASE_URL": (os.environ.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "MAIL_FROM": _mail_from(),
         "SMTP_HOST": smtp_host,
         "SMTP_PORT": _env_int("SMTP_PORT", default_port),
-        "SMTP_USERNAME": os.environ.get("SMTP_USERNAME", ""),
-        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
-        "SMTP_SECURITY": smtp_security,
+        **_smtp_settings(smtp_security),
         "SMTP_TIMEOUT": _env_int("SMTP_TIMEOUT", 30),
         "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(instance_path / "outbox")),
         "CONFIRM_LINK_MAX_AGE_DAYS": _env_int("CONFIRM_LINK_MAX_AGE_DAYS", 7),

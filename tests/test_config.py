@@ -26,12 +26,12 @@ def test_production_with_secret_key_starts_with_secure_cookies(
     monkeypatch: pytest.MonkeyPatch, instance_path: Path
 ) -> None:
     monkeypatch.setenv("JEG_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret")
+    monkeypatch.setenv("SECRET_KEY", "a-long-production-secret-of-40-characters")
 
     app = create_app()
 
     assert app.config["JEG_ENV"] == "production"
-    assert app.config["SECRET_KEY"] == "a-long-production-secret"
+    assert app.config["SECRET_KEY"] == "a-long-production-secret-of-40-characters"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert not (instance_path / "secret_key").exists()
 

@@ -1,9 +1,14 @@
 """Email messages: multipart text + HTML, safe headers, rendered from templates/email/."""
 
+import base64
+import functools
 import re
+from collections.abc import Iterable
 from email import policy
-from email.headerregistry import Address
+from email.errors import MessageError
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from flask import current_app, render_template
@@ -13,9 +18,23 @@ from jeg_contacts.extensions import utcnow
 
 # Line breaks of every kind, NUL and other controls: any of them in a header value could end it.
 _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"  # RFC 5322 atext
+# A display name of atext words needs neither quotes nor encoding, and folds between words.
+_ATEXT_WORD = re.compile(f"[{_ATEXT}]{{1,60}}")
+# An address as normalise_email gives it (a dot-atom on either side of one @): nothing in it
+# can quote, comment, separate or end an address.
+_ADDR_SPEC = re.compile(f"[.{_ATEXT}]+@[.{_ATEXT}]+")
+_LINE_LENGTH = 76
+# UTF-8 bytes per encoded word: "=?utf-8?b?" + 52 characters of base64 + "?=" is 64, within
+# RFC 2047's 75, and leaves room for a header name on the first line within its 76.
+_ENCODED_WORD_BYTES = 39
 
 
-class HeaderInjectionError(ValueError):
+class MessageBuildError(ValueError):
+    """A message that cannot be written safely: it must not be promised to anyone."""
+
+
+class HeaderInjectionError(MessageBuildError):
     """A serialised message carries header lines nobody set."""
 
 
@@ -29,13 +48,86 @@ def clean_header_text(value: str) -> str:
     return " ".join(value.split())
 
 
-def _address(name: str, addr_spec: str) -> Address:
-    return Address(display_name=clean_header_text(name), addr_spec=clean_header_text(addr_spec))
+def _encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 encoded words (UTF-8, base64), each short enough for a line."""
+    chunks, chunk, size = [], "", 0
+    for char in text:
+        length = len(char.encode("utf-8", "replace"))
+        while size + length > _ENCODED_WORD_BYTES:
+            # Break after a space where there is one: a reader that keeps the folding space
+            # between two encoded words (Python 3.11's does) then shows a doubled space
+            # rather than a word cut in two.
+            cut = chunk.rfind(" ") + 1 or len(chunk)
+            chunks.append(chunk[:cut])
+            chunk = chunk[cut:]
+            size = len(chunk.encode("utf-8", "replace"))
+        chunk += char
+        size += length
+    chunks.append(chunk)
+    return [
+        "=?utf-8?b?" + base64.b64encode(chunk.encode("utf-8", "replace")).decode("ascii") + "?="
+        for chunk in chunks
+    ]
 
 
-def sender_address() -> Address:
-    name, addr_spec = parseaddr(current_app.config["MAIL_FROM"])
-    return _address(name, addr_spec)
+def address_lines(header: str, display_name: str, addr_spec: str) -> list[str]:
+    """The lines of an address header (`header`: its name) as written on the wire, which any
+    reader parses as exactly one address, `addr_spec`, with `display_name` as its name.
+
+    A name of plain words goes as it is; any other (commas, quotes, @, other scripts, a word
+    too long for a line) as encoded words, never as a quoted string: Python 3.11's folding
+    drops the quotes of a long one, and each comma then starts another address. Raises
+    MessageBuildError for an address that no header could carry."""
+    if not _ADDR_SPEC.fullmatch(addr_spec):
+        raise MessageBuildError(f"{header}: not an address that a header can carry")
+    name = clean_header_text(display_name)
+    words = name.split(" ") if name else []
+    if not all(_ATEXT_WORD.fullmatch(word) for word in words):
+        words = _encoded_words(name)
+    lines = [f"{header}:"]
+    for token in [*words, f"<{addr_spec}>" if words else addr_spec]:
+        if len(lines[-1]) + 1 + len(token) > _LINE_LENGTH and lines[-1].strip() != f"{header}:":
+            lines.append("")
+        lines[-1] += " " + token
+    return lines
+
+
+class _Prefolded:
+    """A header object written exactly as `address_lines` folded it (the email package's
+    EmailPolicy calls `fold` on any header object it is given)."""
+
+    lines: list[str]
+
+    def fold(self, *, policy: Policy) -> str:
+        return policy.linesep.join(self.lines) + policy.linesep
+
+
+@functools.cache
+def _prefolded_header_class(header: str) -> type[BaseHeader]:
+    return type(f"Prefolded{header}Header", (_Prefolded, policy.SMTP.header_factory[header]), {})
+
+
+def _address_header(header: str, display_name: str, addr_spec: str) -> BaseHeader:
+    """An address header for EmailMessage: parsed like any other (`.addresses`), written as
+    `address_lines` folded it."""
+    lines = address_lines(header, display_name, addr_spec)
+    value = " ".join(line.strip() for line in lines)[len(header) + 1 :].strip()
+    prefolded = _prefolded_header_class(header)(header, value)
+    prefolded.lines = lines
+    return prefolded
+
+
+def _sender() -> tuple[str, str]:
+    return parseaddr(current_app.config["MAIL_FROM"])
+
+
+def sender_addr_spec() -> str:
+    """The address mail is sent from (for the SMTP envelope)."""
+    return _sender()[1]
+
+
+def _message_id_domain() -> str:
+    return _sender()[1].rpartition("@")[2] or "localhost"
 
 
 def build_message(
@@ -47,24 +139,29 @@ def build_message(
     html: str,
     extra_headers: dict[str, str] | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message with Message-ID, Date and sanitised headers."""
-    sender = sender_address()
-    message = EmailMessage(policy=policy.SMTP)
-    message["Subject"] = clean_header_text(subject)
-    message["From"] = sender
-    message["To"] = _address(to_name, to_email)
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = make_msgid(domain=sender.domain or "localhost")
-    for name, value in (extra_headers or {}).items():
-        message[name] = clean_header_text(value)
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
+    """A multipart/alternative message with Message-ID, Date and sanitised headers; raises
+    MessageBuildError if it cannot be written safely."""
+    try:
+        message = EmailMessage(policy=policy.SMTP)
+        message["Subject"] = clean_header_text(subject)
+        message["From"] = _address_header("From", *_sender())
+        message["To"] = _address_header("To", to_name, to_email)
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = make_msgid(domain=_message_id_domain())
+        for name, value in (extra_headers or {}).items():
+            message[name] = clean_header_text(value)
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+    except MessageBuildError:
+        raise
+    except (ValueError, MessageError) as error:
+        raise MessageBuildError(f"message not built: {error.__class__.__name__}") from error
     return message
 
 
-def serialise(message: EmailMessage) -> bytes:
-    """The wire form of `message`, refused if its header block holds lines nobody set."""
-    raw = message.as_bytes(policy=policy.SMTP)
+def check_header_lines(raw: bytes, names: Iterable[str]) -> None:
+    """Refuse `raw` (a message, or its header block) unless its header lines are exactly
+    `names`: a line nobody set means a value smuggled a line break in."""
     # Receivers end a line at CRLF, bare LF or bare CR alike, so split the way they would.
     written = []
     for line in re.split(rb"\r\n|\r|\n", raw):
@@ -72,9 +169,18 @@ def serialise(message: EmailMessage) -> bytes:
             break
         if line[:1] not in (b" ", b"\t"):
             written.append(line.split(b":", 1)[0].decode("ascii", "replace").lower())
-    expected = [name.lower() for name in message]
+    expected = [name.lower() for name in names]
     if sorted(written) != sorted(expected):
         raise HeaderInjectionError(f"header lines {written} differ from those set {expected}")
+
+
+def serialise(message: EmailMessage) -> bytes:
+    """The wire form of `message`, refused if its header block holds lines nobody set."""
+    try:
+        raw = message.as_bytes(policy=policy.SMTP)
+    except (ValueError, MessageError) as error:
+        raise MessageBuildError(f"message not written: {error.__class__.__name__}") from error
+    check_header_lines(raw, message.keys())
     return raw
 
 

@@ -9,14 +9,14 @@ import binascii
 import re
 from dataclasses import dataclass
 from email.header import Header
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from html import escape
 
 import nh3
 from markdown_it import MarkdownIt
 
 from jeg_contacts.extensions import utcnow
-from jeg_contacts.mailer.messages import clean_header_text
+from jeg_contacts.mailer.messages import address_lines, check_header_lines, clean_header_text
 
 PLACEHOLDERS = ("given_name", "family_name", "organisation")
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}\}")
@@ -111,7 +111,7 @@ def _transfer_encode(text: str) -> bytes:
 class MessageFactory:
     """Builds the wire bytes of one announcement's messages."""
 
-    sender: str
+    sender: str  # the From header's value as written, folded
     list_id: str
     message_id_domain: str
 
@@ -120,7 +120,7 @@ class MessageFactory:
         name, address = parseaddr(mail_from)
         domain = address.rpartition("@")[2] or "localhost"
         return cls(
-            sender=formataddr((clean_header_text(name), address), charset="utf-8"),
+            sender="\r\n".join(address_lines("From", name, address)).removeprefix("From: "),
             list_id=clean_header_text(list_id),
             message_id_domain=domain,
         )
@@ -131,10 +131,10 @@ class MessageFactory:
         html = _fill_slots(version.html, recipient, html=True)
         message_id = make_msgid(domain=self.message_id_domain)
         boundary = "=_jeg_" + binascii.hexlify(message_id.encode()[-12:]).decode()
-        display_name = clean_header_text(f"{recipient.given_name} {recipient.family_name}")
+        display_name = f"{recipient.given_name} {recipient.family_name}"
         headers = [
             f"From: {self.sender}",
-            f"To: {formataddr((display_name, clean_header_text(recipient.email)), 'utf-8')}",
+            "\r\n".join(address_lines("To", display_name, recipient.email)),
             f"Subject: {_encoded_header(version.subject)}",
             f"Date: {format_datetime(utcnow())}",
             f"Message-ID: {message_id}",
@@ -145,6 +145,9 @@ class MessageFactory:
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
         ]
         head = "\r\n".join(headers).encode("ascii")
+        # The same check as every other message gets (mailer.serialise): no value may have
+        # brought a header line of its own.
+        check_header_lines(head, [header.partition(":")[0] for header in headers])
         part = (
             '--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: base64\r\n\r\n"

@@ -13,6 +13,7 @@ heartbeat is older than WORKER_LEASE_SECONDS."""
 
 import contextlib
 import functools
+import math
 import os
 import re
 import smtplib
@@ -30,7 +31,7 @@ from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, T
 from jeg_contacts.exports import uploads
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import external_url
-from jeg_contacts.mailer.messages import sender_address
+from jeg_contacts.mailer.messages import MessageBuildError, sender_addr_spec
 from jeg_contacts.mailer.transports import connect_smtp, deliver_raw
 from jeg_contacts.mailing.models import (
     Announcement,
@@ -209,7 +210,11 @@ class DeliveryWorker:
 
     def _supervise(self) -> None:
         lease = self.app.config["WORKER_LEASE_SECONDS"]
-        last_heartbeat = last_reclaim = last_progress = last_tidy = 0.0
+        # time.monotonic() counts from an arbitrary point, on Linux the boot: a "last done"
+        # of 0.0 would read as "just done" on a machine up for less than an interval. So
+        # the first round does every periodic job.
+        never = -math.inf
+        last_heartbeat = last_reclaim = last_progress = last_tidy = never
         with self.app.app_context():
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -360,7 +365,7 @@ class DeliveryWorker:
             self._local.status_checked = {}
             self._local.unrecorded = []
             factory = MessageFactory.for_sender(current_app.config["MAIL_FROM"], list_id())
-            envelope_from = sender_address().addr_spec
+            envelope_from = sender_addr_spec()
             smtp: smtplib.SMTP | None = None
             try:
                 while not self._stop.is_set():
@@ -491,7 +496,7 @@ class DeliveryWorker:
         """Whether the announcement is still being sent (looked up at most once a second, so
         a pause or cancel takes effect within a second without a query per message)."""
         checked = self._local.status_checked
-        status, at = checked.get(announcement_id, (None, 0.0))
+        status, at = checked.get(announcement_id, (None, -math.inf))
         if time.monotonic() - at >= 1.0:
             status = db.session.scalar(
                 sa.select(Announcement.status).where(Announcement.id == announcement_id)
@@ -526,12 +531,18 @@ class DeliveryWorker:
     ) -> smtplib.SMTP | None:
         """Send one claimed batch, building each message while the server reads the one
         before it (the server's think time would otherwise be idle time here)."""
-        built: dict[int, _BuiltMessage] = {}
+        built: dict[int, _BuiltMessage | MessageBuildError] = {}
 
         def build(job: _Job | None) -> None:
             if job is not None and job.recipient is not None and job.delivery_id not in built:
                 version = self._version(job.announcement_id, job.language)
-                built[job.delivery_id] = _BuiltMessage.of(*factory.build(version, job.recipient))
+                try:
+                    message = _BuiltMessage.of(*factory.build(version, job.recipient))
+                except MessageBuildError as error:
+                    # Kept as the outcome: this one fails, the rest of the batch goes out.
+                    built[job.delivery_id] = error
+                else:
+                    built[job.delivery_id] = message
 
         for position, job in enumerate(jobs):
             if self._stop.is_set() or not self._still_sending(job.announcement_id):
@@ -540,12 +551,13 @@ class DeliveryWorker:
                 break
             following = jobs[position + 1] if position + 1 < len(jobs) else None
             build(job)
+            message = built.pop(job.delivery_id, None)
+            if isinstance(message, MessageBuildError):
+                self._record(job, DeliveryStatus.FAILED, f"message not built: {message}")
+                self.outcome.add("failed")
+                continue
             smtp = self._deliver(
-                job,
-                built.pop(job.delivery_id, None),
-                smtp,
-                envelope_from,
-                functools.partial(build, following),
+                job, message, smtp, envelope_from, functools.partial(build, following)
             )
         self._flush_outcomes()
         return smtp

@@ -26,6 +26,7 @@ from jeg_contacts.contacts.services import (
 from jeg_contacts.errors import InvalidLink, ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
+from jeg_contacts.mailer.messages import MessageBuildError
 from jeg_contacts.signup.tokens import confirm_token, manage_token
 
 SELF_SERVICE = "self-service"
@@ -76,18 +77,31 @@ def _may_email(contact: Contact) -> bool:
 
 
 def _queue_email(contact: Contact, template: str, subject: LazyString, **context: object) -> None:
+    """Queue the email for after the commit, or refuse what it was for: a mail that cannot be
+    written fails here (ValidationFailed), so nobody is told to wait for one that never
+    comes, and the caller's rollback stores nothing."""
     with force_locale(contact.language):
         localised_subject = str(subject)
     text, html = render_email(template, contact.language, contact=contact, **context)
-    send_after_commit(
-        build_message(
-            to_email=contact.email or "",
-            to_name=contact.full_name,
-            subject=localised_subject,
-            text=text,
-            html=html,
+    try:
+        send_after_commit(
+            build_message(
+                to_email=contact.email or "",
+                to_name=contact.full_name,
+                subject=localised_subject,
+                text=text,
+                html=html,
+            )
         )
-    )
+    except MessageBuildError as error:
+        current_app.logger.error("could not write the %s email: %s", template, error)
+        raise ValidationFailed(
+            "",
+            _(
+                "We could not prepare the email we need to send you, so nothing was saved. "
+                "Please try again later."
+            ),
+        ) from error
 
 
 def send_confirmation(contact: Contact) -> bool:

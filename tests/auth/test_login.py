@@ -136,7 +136,7 @@ def test_change_password_signs_out_other_sessions(app):
 
 def test_session_cookie_is_hardened_in_production(tmp_path, monkeypatch):
     monkeypatch.setenv("JEG_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "a production secret")
+    monkeypatch.setenv("SECRET_KEY", "a production secret of at least 32 characters")
     app = make_app(tmp_path)
     create_staff(app, "ana@unece.test", "viewer")
     client = app.test_client()

@@ -2,6 +2,7 @@
 
 import os
 import time
+import types
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer import external_url
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import services, worker
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus, Delivery, DeliveryStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
 from jeg_contacts.signup.tokens import manage_token
@@ -276,3 +277,25 @@ def test_the_worker_deletes_import_uploads_older_than_a_day(mail_app):
 
     assert not old.exists()
     assert fresh.exists()
+
+
+def test_a_worker_started_just_after_boot_deletes_old_uploads_at_once(mail_app, monkeypatch):
+    """time.monotonic() counts from boot: on a machine up for seconds the worker's clock reads
+    a small number, and its first round must still do every periodic job."""
+    started = time.monotonic()
+    just_booted = types.SimpleNamespace(
+        **{name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
+    )
+    just_booted.monotonic = lambda: time.monotonic() - started  # booted this very moment
+    monkeypatch.setattr(worker, "time", just_booted)
+    old = Path(mail_app.instance_path) / "imports" / "old-upload"
+    old.mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    add_contacts(mail_app, ["a@example.org"])
+    announcement_id = _announce(mail_app)
+
+    _run(mail_app)
+
+    assert not old.exists()
+    assert _deliveries(mail_app, announcement_id) == {"a@example.org": ("sent", "250 2.0.0 OK")}
