@@ -10,6 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jeg_contacts.extensions import UTCDateTime, db, db_enum, utcnow
 
+# The columns that hold search keys are this long. NFKD can make a name several times longer
+# (a Hangul syllable becomes three letters, one Arabic ligature eighteen), so keys are cut here.
+SEARCH_KEY_MAX_LENGTH = 200
+
 
 class StakeholderType(StrEnum):
     NATIONAL_AUTHORITY = "national_authority"
@@ -79,7 +83,7 @@ class Organisation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     # Casefolded, accent- and space-insensitive: "Université de Genève " -> "universite de geneve".
-    normalised_name: Mapped[str] = mapped_column(sa.String(200))
+    normalised_name: Mapped[str] = mapped_column(sa.String(SEARCH_KEY_MAX_LENGTH))
     stakeholder_type: Mapped[StakeholderType] = mapped_column(
         db_enum(StakeholderType, "stakeholder_type")
     )
@@ -168,7 +172,7 @@ def search_key(text: str) -> str:
     """Casefolded, accent-free, single-spaced: how names are compared and searched."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     without_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(without_accents.split())
+    return " ".join(without_accents.split())[:SEARCH_KEY_MAX_LENGTH].rstrip()
 
 
 @sa.event.listens_for(Contact, "before_insert")
