@@ -7,7 +7,6 @@ out to be unreadable half-way leaves the database as it was. A dry run is the sa
 without the writes.
 """
 
-import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ from jeg_contacts.exports.mapping import (
 )
 from jeg_contacts.exports.reading import SourceRow, Table, UnreadableFile
 from jeg_contacts.exports.rows import Base, CheckedRow, check_row
-from jeg_contacts.exports.services import FORMULA_TRIGGERS, neutralise
+from jeg_contacts.exports.services import FORMULA_TRIGGERS, CsvWriter
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.signup.services import send_confirmation
 
@@ -239,7 +238,9 @@ class Importer:
         self.writing = False  # every row checked, the planned changes being written
         self.now = utcnow()
         self.source = consent_source(actor, file_name)
-        self.report = csv.writer(report) if report is not None else None
+        # The file's own column names and cells go back to staff: through the neutralising
+        # writer, so that none of them runs as a formula when the report is opened.
+        self.report = CsvWriter(report) if report is not None else None
         if self.report is not None:
             self.report.writerow(["Row", "Problems", *table.header])
 
@@ -484,10 +485,10 @@ class Importer:
         )
         if self.report is not None:
             cells = [
-                neutralise(cell if len(cell) <= MAX_CELL_CHARS else cell[:MAX_CELL_CHARS] + "…")
+                cell if len(cell) <= MAX_CELL_CHARS else cell[:MAX_CELL_CHARS] + "…"
                 for cell in row.cells
             ]
-            self.report.writerow([row.number, neutralise(" ".join(problems)), *cells])
+            self.report.writerow([str(row.number), " ".join(problems), *cells])
 
     def _emit(self, result: RowResult) -> None:
         self.summary.counts[result.outcome] += 1
