@@ -9,12 +9,14 @@ from wtforms import (
     SelectChoice,
     SelectField,
     SelectMultipleField,
+    TextAreaField,
+    ValidationError,
 )
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Length
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.contacts.models import StakeholderType, Topic
-from jeg_contacts.exports.imports import Outcome
+from jeg_contacts.exports.imports import BASIS_MAX_CHARS, BASIS_NEEDED, Outcome
 from jeg_contacts.exports.reading import DELIMITERS, ENCODINGS
 from jeg_contacts.i18n import LANGUAGE_NAMES
 
@@ -41,14 +43,23 @@ class ImportSettingsForm(ReadingForm):
     status = RadioField(
         "New contacts are imported as",
         choices=[
-            SelectChoice("active", "Active: they receive what they chose from now on"),
             SelectChoice(
                 "pending",
                 "Pending: each is emailed a confirmation link and receives nothing until "
                 "they confirm",
             ),
+            SelectChoice(
+                "active",
+                "Active, because they agreed to be contacted: they receive what the file says "
+                "from now on, without a confirmation email",
+            ),
         ],
-        default="active",
+        default="pending",
+    )
+    basis = TextAreaField(
+        "Why the people on this list agreed to be contacted (for an active import)",
+        validators=[Length(max=BASIS_MAX_CHARS)],
+        render_kw={"rows": 2, "maxlength": BASIS_MAX_CHARS},
     )
     existing = RadioField(
         "Contacts already in the directory (same email address)",
@@ -69,6 +80,11 @@ class ImportSettingsForm(ReadingForm):
         default="en",
     )
     default_topics = SelectMultipleField("Topics for rows without any", default=[])
+
+    def validate_basis(self, field: TextAreaField) -> None:
+        # Only the shape here; import_basis holds the rule, and the import applies it again.
+        if self.status.data == "active" and not (field.data or "").strip():
+            raise ValidationError(BASIS_NEEDED)
 
     def __init__(self, *args: object, topics: list[Topic], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -235,6 +235,7 @@ def _settings_form(upload: uploads.Upload, settings: ImportSettings) -> ImportSe
             "encoding": upload.encoding,
             "delimiter": upload.delimiter,
             "status": settings.status.value,
+            "basis": settings.basis,
             "existing": "update" if settings.update_existing else "skip",
             "default_type": settings.default_type,
             "default_language": settings.default_language,
@@ -304,6 +305,8 @@ def _settings_from(form: ImportSettingsForm, table: Table) -> ImportSettings:
     return ImportSettings(
         mapping=tuple(mapping),
         status=ContactStatus(form.status.data),
+        # Kept only for an active import: a pending one records no statement.
+        basis=" ".join((form.basis.data or "").split()) if form.status.data == "active" else "",
         update_existing=form.existing.data == "update",
         default_type=form.default_type.data or "",
         default_language=form.default_language.data,
