@@ -3,8 +3,10 @@
 import mailbox
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -102,3 +104,23 @@ def deliver_raw(recipient: str, raw: bytes) -> None:
             smtp.sendmail(sender_address().addr_spec, [recipient], raw)
     else:
         mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True).add(raw)
+
+
+def forget_mail_to(addresses: Collection[str]) -> int:
+    """Delete from the Maildir outbox every message to one of `addresses` (an erasure: the
+    outbox keeps whole messages, names and links included); returns how many."""
+    outbox = Path(current_app.config["OUTBOX_DIR"])
+    wanted = {address.casefold() for address in addresses}
+    parser = BytesHeaderParser(policy=policy.default)
+    deleted = 0
+    # tmp/ too: a message still being written, or left there by a crash.
+    for path in (path for folder in ("new", "cur", "tmp") for path in (outbox / folder).glob("*")):
+        try:
+            with path.open("rb") as raw:
+                headers = parser.parse(raw)
+        except OSError:  # gone meanwhile
+            continue
+        if {address.casefold() for address in _recipients(headers)} & wanted:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
