@@ -388,9 +388,18 @@ class CsvWriter:
         self.out = out
         self.delimiter = delimiter
         self._writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+        # A cell starting with a trigger starts the line or follows a delimiter.
+        self._cell_starts = tuple(delimiter + trigger for trigger in FORMULA_TRIGGERS)
 
     def writerow(self, values: Sequence[str]) -> None:
-        # neutralise(), inlined: this runs once for every cell of an export.
+        line = plain_csv_line(values, self.delimiter)
+        if line is not None and not (
+            line[0] in _TRIGGER_CHARACTERS or any(start in line for start in self._cell_starts)
+        ):
+            # Most rows of an export: one look at the joined line instead of one per cell.
+            self.out.write(line)
+            self.out.write("\r\n")
+            return
         cells = [
             "'" + value if value and value[0] in _TRIGGER_CHARACTERS else value for value in values
         ]

@@ -12,6 +12,7 @@ import pytest
 
 import jeg_contacts
 from jeg_contacts.exports import jobs
+from jeg_contacts.exports.services import CsvWriter
 from tests.exports.conftest import HEADER, csv_bytes, row, xlsx_bytes
 from tests.exports.web_import import preview_url, upload
 
@@ -111,3 +112,26 @@ def test_the_app_writes_csv_and_xlsx_only_through_the_neutralising_writers():
 
     assert outside == []
     assert found == {"csv.writer", "SheetWriter"}  # the check above looked at the right code
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_the_csv_writer_neutralises_a_trigger_in_any_cell(delimiter):
+    """Its shortcut for rows that need nothing must never skip a cell that does."""
+    plain = ["ana@example.org", "Ana", "Silva", "", "DE"]
+    rows = [
+        plain,
+        *(
+            [*plain[:position], trigger + "cmd", *plain[position + 1 :]]
+            for trigger in TRIGGERS
+            for position in range(len(plain))
+        ),
+    ]
+    out = io.StringIO(newline="")
+    writer = CsvWriter(out, delimiter)
+    for values in rows:
+        writer.writerow(values)
+
+    written = list(csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=delimiter))
+    assert written[0] == plain
+    for values, line in zip(rows[1:], written[1:], strict=True):
+        assert line == ["'" + value if value[:1] in TRIGGERS else value for value in values]
