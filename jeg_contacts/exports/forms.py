@@ -10,13 +10,12 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     TextAreaField,
-    ValidationError,
 )
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import InputRequired
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.contacts.models import StakeholderType, Topic
-from jeg_contacts.exports.imports import BASIS_MAX_CHARS, BASIS_NEEDED, Outcome
+from jeg_contacts.exports.imports import BASIS_MAX_CHARS, Outcome
 from jeg_contacts.exports.reading import DELIMITERS, ENCODINGS
 from jeg_contacts.i18n import LANGUAGE_NAMES
 
@@ -56,9 +55,9 @@ class ImportSettingsForm(ReadingForm):
         ],
         default="pending",
     )
+    # Checked by the view with the import's own rule (imports.import_basis).
     basis = TextAreaField(
         "Why the people on this list agreed to be contacted (for an active import)",
-        validators=[Length(max=BASIS_MAX_CHARS)],
         render_kw={"rows": 2, "maxlength": BASIS_MAX_CHARS},
     )
     existing = RadioField(
@@ -80,11 +79,6 @@ class ImportSettingsForm(ReadingForm):
         default="en",
     )
     default_topics = SelectMultipleField("Topics for rows without any", default=[])
-
-    def validate_basis(self, field: TextAreaField) -> None:
-        # Only the shape here; import_basis holds the rule, and the import applies it again.
-        if self.status.data == "active" and not (field.data or "").strip():
-            raise ValidationError(BASIS_NEEDED)
 
     def __init__(self, *args: object, topics: list[Topic], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -35,7 +35,7 @@ from jeg_contacts.directory.services import (
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import jobs, limits, personal_data, services, uploads
 from jeg_contacts.exports.forms import CommitForm, EraseForm, ImportSettingsForm, UploadForm
-from jeg_contacts.exports.imports import Outcome
+from jeg_contacts.exports.imports import Outcome, import_basis
 from jeg_contacts.exports.mapping import (
     ImportField,
     ImportSettings,
@@ -314,6 +314,21 @@ def _settings_from(form: ImportSettingsForm, table: Table) -> ImportSettings:
     )
 
 
+def _basis_accepted(form: ImportSettingsForm) -> bool:
+    """Whether the reason given for an active import passes the import's rule; if not, the
+    form says why, before anything is saved."""
+    try:
+        import_basis(
+            ImportSettings(
+                mapping=(), status=ContactStatus(form.status.data), basis=form.basis.data or ""
+            )
+        )
+    except ValidationFailed as error:
+        form.basis.errors = [*form.basis.errors, error.message]
+        return False
+    return True
+
+
 def _preview_url(token: str, anchor: str | None = None) -> str:
     return url_for(".import_preview", token=token, _anchor=anchor)
 
@@ -341,7 +356,7 @@ def import_preview(token: str) -> Response | tuple[str, int]:
     if request.method == "GET":
         return _render_preview(upload, job)
     form = ImportSettingsForm(topics=all_topics())
-    if not form.validate():
+    if not (form.validate() and _basis_accepted(form)):
         return _render_preview(upload, job, form=form, status=400)
     reading_changed = (form.encoding.data, form.delimiter.data) != (
         upload.encoding,

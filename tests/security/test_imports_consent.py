@@ -123,13 +123,17 @@ def test_a_back_office_import_left_as_it_is_mails_each_new_contact_a_confirmatio
 def test_the_back_office_refuses_an_active_import_without_a_reason(app, editor_client):
     url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
 
-    for basis in ("", "   "):
+    for basis, reason in (
+        ("", "Say why the people on this list agreed to be contacted"),
+        (" \r\n\t ", "Say why the people on this list agreed to be contacted"),
+        ("They agreed\x00<script>", "This field must be a single line of text."),
+        ("x" * 501, "Use at most 500 characters."),
+    ):
         response = editor_client.post(
             url, data=settings_form(editor_client, url, status="active", basis=basis)
         )
         assert response.status_code == 400
-        page = response.get_data(as_text=True)
-        assert "Say why the people on this list agreed to be contacted" in page
+        assert reason in response.get_data(as_text=True)
 
     # Nothing was saved: the settings and the dry run are still those of a pending import.
     page = editor_client.get(url).get_data(as_text=True)
