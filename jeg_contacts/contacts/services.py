@@ -522,19 +522,23 @@ def _forget_erased(session: Session) -> None:
     kept for the person and the import uploads holding them, then rid SQLite's files of the
     old pages."""
     addresses = session.info.pop(_ERASED, None)
-    if not addresses:
+    if addresses is None:
         return
     # Here rather than at the top: exports builds on contacts, not the other way round.
     from jeg_contacts.exports.erasure import discard_uploads_holding
 
-    for forget in (forget_mail_to, discard_uploads_holding):
+    steps = {
+        "the outbox": lambda: forget_mail_to(addresses),
+        "the import uploads": lambda: discard_uploads_holding(addresses),
+        "SQLite's write-ahead log": _checkpoint_sqlite,
+    }
+    for where, step in steps.items():
         try:
-            forget(addresses)
+            step()
         except Exception:
             # The erasure is committed; a 500 would tell the person it failed. The log says
-            # what is left to delete by hand.
-            current_app.logger.exception("erasure: %s failed", forget.__name__)
-    _checkpoint_sqlite()
+            # what is left to clear by hand.
+            current_app.logger.exception("erasure: %s could not be cleared", where)
 
 
 @sa.event.listens_for(Session, "after_soft_rollback")

@@ -269,8 +269,8 @@ class Importer:
         problems = mapping_problems(self.settings, self.table.header)
         if problems:
             raise ValidationFailed("mapping", " ".join(problems))
-        self.basis = import_basis(self.settings)
         with force_locale("en"):
+            self.basis = import_basis(self.settings)
             if expected is not None and self.write:
                 self._check_pending_limit(expected.get("pending", 0))
             processed = 0
