@@ -33,6 +33,10 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         # In WAL mode NORMAL survives an application crash; it skips an fsync per commit.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted and overwritten values are zeroed, not left in free space for anyone who
+        # reads the file: an erased person's data must be gone from the bytes on disk too
+        # (erasure then checkpoints the write-ahead log, which holds the old pages).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 

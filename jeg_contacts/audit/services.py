@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.auth.models import User
+from jeg_contacts.contacts.models import search_key
 from jeg_contacts.extensions import db
 
 
@@ -158,3 +159,85 @@ def erase_address(address: str, entity_type: str) -> None:
         entry.summary = replace(entry.summary)[:500]
         if entry.changes:
             entry.changes = replace(entry.changes)
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """`text` folded as the directory's search folds it (search_key: case and accents
+    dropped), character by character, with the index in `text` each folded one comes from."""
+    folded, origins = [], []
+    for index, character in enumerate(text):
+        piece = " " if character.isspace() else search_key(character)
+        folded.append(piece)
+        origins.extend([index] * len(piece))
+    return "".join(folded), origins
+
+
+def _replacing_folded(texts: Iterable[str]) -> Callable[[str], str]:
+    """A function that replaces each of `texts` by ERASED in a string, as whole words and as
+    the directory's search would find them: "zenobie" and "ZÉNOBIE" for "Zénobie"."""
+    keys = sorted({search_key(text) for text in texts} - {""}, key=len, reverse=True)
+    if not keys:
+        return lambda value: value
+    pattern = re.compile(
+        r"(?<!\w)(?:"
+        + "|".join(r"\s+".join(map(re.escape, key.split())) for key in keys)
+        + r")(?!\w)"
+    )
+
+    def replace(value: str) -> str:
+        folded, origins = _folded(value)
+        pieces, last = [], 0
+        for match in pattern.finditer(folded):
+            start = origins[match.start()]
+            # Up to the next folded character: accents written apart go with their letter.
+            end = origins[match.end()] if match.end() < len(origins) else len(value)
+            pieces += [value[last:start], ERASED]
+            last = end
+        if not pieces:
+            return value
+        return _ERASED_RUN.sub(ERASED, "".join([*pieces, value[last:]]))
+
+    return replace
+
+
+# A directory search as describe_filter() words it: search “ana silva”.
+_SEARCH_WORDS = re.compile(r"(search “)(.*?)(”)")
+
+
+def _in_searches(value: Any, replace: Callable[[str], str], key: str | None = None) -> Any:
+    """`value` with `replace` applied to the directory searches it records: the "q" of a
+    filter's arguments, and what a filter's description quotes after "search"."""
+    if isinstance(value, str):
+        if key == "q":
+            return replace(value)
+        return _SEARCH_WORDS.sub(lambda match: match[1] + replace(match[2]) + match[3], value)
+    if isinstance(value, list | tuple):
+        return [_in_searches(item, replace, key) for item in value]
+    if isinstance(value, dict):
+        return {name: _in_searches(item, replace, name) for name, item in value.items()}
+    return value
+
+
+def erase_searched_names(names: Iterable[str], entity_type: str) -> None:
+    """Replace a person's names where the log keeps what staff typed into directory searches
+    (the filter of an export or a bulk action), outside the entries about single records of
+    `entity_type`: names are matched as the search matched them, in any case and with or
+    without accents, as whole words.
+
+    Only the searches: a name that is also a word ("Rose", "Water") stays in the names of
+    topics and organisations. Staff accounts' entries are left alone, as in erase_address."""
+    replace = _replacing_folded(names)
+    entries = db.session.scalars(
+        sa.select(AuditEntry).where(
+            AuditEntry.entity_type != "user",
+            sa.or_(AuditEntry.entity_type != entity_type, AuditEntry.entity_id.is_(None)),
+        )
+    ).all()
+    for entry in entries:
+        summary = _in_searches(entry.summary, replace)[:500]
+        if summary != entry.summary:
+            entry.summary = summary
+        if entry.changes:
+            changes = _in_searches(entry.changes, replace)
+            if changes != entry.changes:
+                entry.changes = changes

@@ -74,6 +74,8 @@ class ConsentAction(StrEnum):
     RESUBSCRIBE = "resubscribe"
     UNSUBSCRIBE = "unsubscribe"
     ERASE = "erase"
+    # Added by staff from a list: what they said about why the people agreed to be contacted.
+    IMPORTED = "imported"
 
 
 class Organisation(db.Model):
@@ -190,8 +192,9 @@ class ConsentEvent(db.Model):
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     action: Mapped[ConsentAction] = mapped_column(db_enum(ConsentAction, "consent_action"))
-    # Version of the privacy notice in force when the action was taken.
-    wording_version: Mapped[str] = mapped_column(sa.String(20))
+    # Version of the privacy notice the person saw when they acted; None when the event is
+    # not their act (an import by staff), so the log never claims they agreed to a notice.
+    wording_version: Mapped[str | None] = mapped_column(sa.String(20))
     source: Mapped[str] = mapped_column(sa.String(200))
     detail: Mapped[str | None] = mapped_column(sa.Text)
 

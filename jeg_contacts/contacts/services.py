@@ -18,6 +18,7 @@ from email_validator.syntax import (
 )
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from jeg_contacts.audit import services as audit
 from jeg_contacts.contacts.models import (
@@ -35,6 +36,7 @@ from jeg_contacts.countries import iso_codes
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.mailer.transports import forget_mail_to
 from jeg_contacts.mailing.models import Delivery
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
@@ -427,7 +429,8 @@ AUDIT_FIELDS_KEPT_AFTER_ERASURE = frozenset({"status", "language", "topics"})
 
 
 def _erase_from_audit_log(contact: Contact) -> set[str]:
-    """Blank the contact's data in the audit log; returns every address it had."""
+    """Blank the contact's data in the audit log, the searches staff typed to find them
+    included; returns every address it had."""
     organisation = contact.organisation
     found = audit.erase_person(
         "contact",
@@ -445,6 +448,16 @@ def _erase_from_audit_log(contact: Contact) -> set[str]:
     )
     for address in found["email"]:
         audit.erase_address(address, "contact")
+    # What staff typed into directory searches to find them, kept in the filters of exports
+    # and bulk actions: any of their names, or the part of an address before the @-sign.
+    audit.erase_searched_names(
+        [
+            *found["given_name"],
+            *found["family_name"],
+            *(address.partition("@")[0] for address in found["email"]),
+        ],
+        "contact",
+    )
     return found["email"]
 
 
@@ -466,7 +479,9 @@ def _erase_from_delivery_replies(contact_id: int, addresses: Iterable[str]) -> N
 
 def erase_contact(contact: Contact, source: str) -> None:
     """Remove a contact's personal data for good, keeping only a hash of the address; what the
-    audit log and mail servers' replies quote of it is blanked in the same transaction."""
+    audit log and mail servers' replies quote of it is blanked in the same transaction, and
+    once it commits, their mail in the outbox and the import uploads holding them are deleted
+    (_forget_erased)."""
     if contact.status is ContactStatus.ERASED:
         return
     # Before the values are cleared: they are what to look for.
@@ -487,6 +502,63 @@ def erase_contact(contact: Contact, source: str) -> None:
     contact.status = ContactStatus.ERASED
     contact.link_secret = new_link_secret()
     record_consent(contact, ConsentAction.ERASE, source)
+    _forget_after_commit(addresses)
+
+
+# Addresses erased in the current transaction, whose files go once it commits.
+_ERASED = "jeg_contacts.erased_addresses"
+
+
+def _forget_after_commit(addresses: Iterable[str]) -> None:
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_ERASED, set()).update(addresses)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _forget_erased(session: Session) -> None:
+    """Once an erasure is durable (files follow the data, never lead it): delete the mail
+    kept for the person and the import uploads holding them, then rid SQLite's files of the
+    old pages."""
+    addresses = session.info.pop(_ERASED, None)
+    if addresses is None:
+        return
+    # Here rather than at the top: exports builds on contacts, not the other way round.
+    from jeg_contacts.exports.erasure import discard_uploads_holding
+
+    steps = {
+        "the outbox": lambda: forget_mail_to(addresses),
+        "the import uploads": lambda: discard_uploads_holding(addresses),
+        "SQLite's write-ahead log": _checkpoint_sqlite,
+    }
+    for where, step in steps.items():
+        try:
+            step()
+        except Exception:
+            # The erasure is committed; a 500 would tell the person it failed. The log says
+            # what is left to clear by hand.
+            current_app.logger.exception("erasure: %s could not be cleared", where)
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _keep_files(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_ERASED, None)
+
+
+def _checkpoint_sqlite() -> None:
+    """Copy SQLite's write-ahead log into the database file and empty it. The log keeps the
+    pages as they were before the erasure until a checkpoint; secure_delete (set on every
+    connection) zeroes what the new pages no longer hold."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        busy, _frames, _copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    if busy:
+        # A reader held an older snapshot past the busy timeout; the next checkpoint (SQLite
+        # makes one every 1,000 pages) copies the pages, and the log is reused from its start.
+        current_app.logger.warning("erasure: the SQLite write-ahead log could not be emptied")
 
 
 def profile_values(contact: Contact) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from jeg_contacts.countries import iso_codes
 from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import services
-from jeg_contacts.exports.imports import Actor, Importer, Outcome, RowResult, TooManyPending
+from jeg_contacts.exports.imports import (
+    Actor,
+    Importer,
+    Outcome,
+    RowResult,
+    TooManyPending,
+    import_basis,
+)
 from jeg_contacts.exports.mapping import (
     ImportField,
     ImportSettings,
@@ -217,10 +224,17 @@ def _summary_line(summary, dry_run: bool) -> str:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--status",
-    type=click.Choice(["active", "pending"]),
-    default="active",
+    type=click.Choice(["pending", "active"]),
+    default="pending",
     show_default=True,
-    help="Status of new contacts; pending ones are emailed a confirmation link.",
+    help="Status of new contacts: pending ones are emailed a confirmation link and receive "
+    "nothing until they confirm; active needs --basis.",
+)
+@click.option(
+    "--basis",
+    metavar="TEXT",
+    help="With --status active: why the people on the list agreed to be contacted. It is "
+    "kept in each new contact's consent log.",
 )
 @click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
 @click.option(
@@ -259,11 +273,27 @@ def _summary_line(summary, dry_run: bool) -> str:
 )
 @click.option("--quiet", is_flag=True, help="Print only rejected rows and the summary.")
 def import_command(
-    file, status, dry_run, maps, update_existing, encoding, delimiter, default_type,
+    file, status, basis, dry_run, maps, update_existing, encoding, delimiter, default_type,
     default_language, default_topics, staff_email, report_path, quiet,
 ) -> None:  # fmt: skip
     """Import contacts from a CSV or XLSX file, printing what happens to each row."""
+    if basis is not None and status != "active":
+        raise click.UsageError(
+            "--basis says why the people on the list agreed to be contacted, which only an "
+            "import with --status active needs; add --status active or leave --basis out."
+        )
     with force_locale("en"):
+        try:
+            import_basis(ImportSettings(mapping=(), status=ContactStatus(status), basis=basis))
+        except ValidationFailed as error:
+            if error.field != "basis" or (basis or "").strip():
+                raise click.BadParameter(error.message, param_hint="--basis") from None
+            raise click.UsageError(
+                "--status active needs --basis TEXT: say why the people on this list agreed "
+                'to be contacted (for example --basis "they asked for JEG news at the 2025 '
+                "workshop\"). It is kept in each new contact's consent log. Without it, "
+                "import them as pending: each is emailed a confirmation link."
+            ) from None
         try:
             table = open_table(file, encoding=encoding, delimiter=IMPORT_DELIMITERS[delimiter])
         except UnreadableFile as error:
@@ -277,6 +307,7 @@ def import_command(
         settings = ImportSettings(
             mapping=tuple(_apply_maps(table, suggest_mapping(table.header), maps)),
             status=ContactStatus(status),
+            basis=basis or "",
             update_existing=update_existing,
             default_type=default_type or "",
             default_language=default_language,
@@ -329,7 +360,7 @@ def _run_import(table, settings, file_name, actor, *, dry_run, on_row, report_pa
         else:
             db.session.commit()
         return summary
-    except (UnreadableFile, TooManyPending) as error:
+    except (UnreadableFile, TooManyPending, ValidationFailed) as error:
         db.session.rollback()
         raise click.ClickException(f"Nothing was imported: {error.message}") from None
     except IntegrityError:

@@ -9,12 +9,13 @@ from wtforms import (
     SelectChoice,
     SelectField,
     SelectMultipleField,
+    TextAreaField,
 )
 from wtforms.validators import InputRequired
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.contacts.models import StakeholderType, Topic
-from jeg_contacts.exports.imports import Outcome
+from jeg_contacts.exports.imports import BASIS_MAX_CHARS, Outcome
 from jeg_contacts.exports.reading import DELIMITERS, ENCODINGS
 from jeg_contacts.i18n import LANGUAGE_NAMES
 
@@ -41,14 +42,23 @@ class ImportSettingsForm(ReadingForm):
     status = RadioField(
         "New contacts are imported as",
         choices=[
-            SelectChoice("active", "Active: they receive what they chose from now on"),
             SelectChoice(
                 "pending",
                 "Pending: each is emailed a confirmation link and receives nothing until "
                 "they confirm",
             ),
+            SelectChoice(
+                "active",
+                "Active, because they agreed to be contacted: they receive what the file says "
+                "from now on, without a confirmation email",
+            ),
         ],
-        default="active",
+        default="pending",
+    )
+    # Checked by the view with the import's own rule (imports.import_basis).
+    basis = TextAreaField(
+        "Why the people on this list agreed to be contacted (for an active import)",
+        render_kw={"rows": 2, "maxlength": BASIS_MAX_CHARS},
     )
     existing = RadioField(
         "Contacts already in the directory (same email address)",

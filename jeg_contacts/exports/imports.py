@@ -7,7 +7,6 @@ out to be unreadable half-way leaves the database as it was. A dry run is the sa
 without the writes.
 """
 
-import csv
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,8 +34,8 @@ from jeg_contacts.contacts.models import (
     subscriptions,
 )
 from jeg_contacts.contacts.services import (
-    PRIVACY_NOTICE_VERSION,
     EmailNormaliser,
+    clean_line,
     describe_subscription,
     email_hash,
     email_key,
@@ -53,7 +52,7 @@ from jeg_contacts.exports.mapping import (
 )
 from jeg_contacts.exports.reading import SourceRow, Table, UnreadableFile
 from jeg_contacts.exports.rows import Base, CheckedRow, check_row
-from jeg_contacts.exports.services import FORMULA_TRIGGERS, neutralise
+from jeg_contacts.exports.services import FORMULA_TRIGGERS, CsvWriter
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.signup.services import send_confirmation
 
@@ -118,10 +117,29 @@ class TooManyPending(Exception):
     def __init__(self, count: int, limit: int) -> None:
         super().__init__(
             f"Every new pending contact is emailed a confirmation link; at most {limit:,} "
-            f"per import, and this file has {count:,}. Import them as active, or split the "
-            "file."
+            f"per import, and this file has {count:,}. Split the file, or import them as "
+            "active, saying why the people on the list agreed to be contacted."
         )
         self.message = str(self)
+
+
+BASIS_MAX_CHARS = 500
+BASIS_NEEDED = (
+    "Say why the people on this list agreed to be contacted (for example: “they asked for JEG "
+    "news at the 2025 workshop”). It is kept in each new contact's consent log; without it, "
+    "import them as pending, so that each confirms by email."
+)
+
+
+def import_basis(settings: ImportSettings) -> str:
+    """The statement of why the people on the list agreed to be contacted, on one line; an
+    import as active needs one (ValidationFailed on "basis"), a pending one keeps none."""
+    if settings.status is not ContactStatus.ACTIVE:
+        return ""
+    basis = " ".join((settings.basis or "").split())
+    if not basis:
+        raise ValidationFailed("basis", BASIS_NEEDED)
+    return clean_line("basis", basis, max_length=BASIS_MAX_CHARS)
 
 
 @dataclass(frozen=True)
@@ -239,7 +257,10 @@ class Importer:
         self.writing = False  # every row checked, the planned changes being written
         self.now = utcnow()
         self.source = consent_source(actor, file_name)
-        self.report = csv.writer(report) if report is not None else None
+        self.basis = ""  # checked by run()
+        # The file's own column names and cells go back to staff: through the neutralising
+        # writer, so that none of them runs as a formula when the report is opened.
+        self.report = CsvWriter(report) if report is not None else None
         if self.report is not None:
             self.report.writerow(["Row", "Problems", *table.header])
 
@@ -249,6 +270,7 @@ class Importer:
         if problems:
             raise ValidationFailed("mapping", " ".join(problems))
         with force_locale("en"):
+            self.basis = import_basis(self.settings)
             if expected is not None and self.write:
                 self._check_pending_limit(expected.get("pending", 0))
             processed = 0
@@ -484,10 +506,10 @@ class Importer:
         )
         if self.report is not None:
             cells = [
-                neutralise(cell if len(cell) <= MAX_CELL_CHARS else cell[:MAX_CELL_CHARS] + "…")
+                cell if len(cell) <= MAX_CELL_CHARS else cell[:MAX_CELL_CHARS] + "…"
                 for cell in row.cells
             ]
-            self.report.writerow([row.number, neutralise(" ".join(problems)), *cells])
+            self.report.writerow([str(row.number), " ".join(problems), *cells])
 
     def _emit(self, result: RowResult) -> None:
         self.summary.counts[result.outcome] += 1
@@ -713,6 +735,7 @@ class Importer:
             ).all()
         )
         no_changes = self._stored(AuditEntry.__table__.c.changes, None)
+        basis = f"basis: {self.basis}; " if self.basis else ""
         subscription_rows, consent_rows, audit_rows, pending = [], [], [], []
         for checked in rows:
             contact_id = ids[checked.key]
@@ -722,23 +745,18 @@ class Importer:
                 {"contact_id": contact_id, "topic_id": topic_id, "subscribed_at": now}
                 for topic_id in checked.topic_ids
             )
-            actions = [ConsentAction.SIGNUP]
-            if checked.status is not ContactStatus.PENDING and (
-                self.settings.status is ContactStatus.ACTIVE
-            ):
-                actions.append(ConsentAction.CONFIRM)
-            if checked.status is ContactStatus.UNSUBSCRIBED:
-                actions.append(ConsentAction.UNSUBSCRIBE)
-            consent_rows.extend(
+            # One event: who brought them in, from which file, and on what basis. Nothing
+            # that reads as their own sign-up or confirmation, and no privacy notice: they
+            # saw none. A pending contact's confirmation, if it comes, is recorded then.
+            consent_rows.append(
                 {
                     "contact_id": contact_id,
                     "at": now,
-                    "action": action.value,
-                    "wording_version": PRIVACY_NOTICE_VERSION,
+                    "action": ConsentAction.IMPORTED.value,
+                    "wording_version": None,
                     "source": self.source,
-                    "detail": None if action is ConsentAction.UNSUBSCRIBE else detail,
+                    "detail": f"{basis}status: {checked.status.value}; {detail}",
                 }
-                for action in actions
             )
             audit_rows.append(
                 {
@@ -821,6 +839,7 @@ class Importer:
                 "file": self.file_name,
                 "read_as": self.table.description,
                 "status": self.settings.status.value,
+                **({"basis": self.basis} if self.basis else {}),
                 "existing": "update" if self.settings.update_existing else "skip",
                 "mapping": {
                     column: name

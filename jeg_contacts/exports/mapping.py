@@ -147,7 +147,10 @@ class ImportSettings:
     """How to read the rows: which column holds which field, and what to do with them."""
 
     mapping: tuple[str, ...]
-    status: ContactStatus = ContactStatus.ACTIVE
+    # Pending unless staff choose otherwise: the people on a list never signed up themselves.
+    status: ContactStatus = ContactStatus.PENDING
+    # Why the people on the list agreed to be contacted; required to import them as active.
+    basis: str = ""
     update_existing: bool = False
     default_type: str = ""
     default_language: str = "en"

@@ -129,7 +129,8 @@ class Upload:
             mapping = suggested
         return ImportSettings(
             mapping=tuple(mapping),
-            status=ContactStatus(chosen.get("status", ContactStatus.ACTIVE.value)),
+            status=ContactStatus(chosen.get("status", ContactStatus.PENDING.value)),
+            basis=str(chosen.get("basis", "")),
             update_existing=bool(chosen.get("update_existing", False)),
             default_type=chosen.get("default_type", ""),
             default_language=chosen.get("default_language", "en"),
@@ -140,6 +141,7 @@ class Upload:
         self.settings = {
             "mapping": list(settings.mapping),
             "status": settings.status.value,
+            "basis": settings.basis,
             "update_existing": settings.update_existing,
             "default_type": settings.default_type,
             "default_language": settings.default_language,

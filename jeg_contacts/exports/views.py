@@ -35,7 +35,7 @@ from jeg_contacts.directory.services import (
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import jobs, limits, personal_data, services, uploads
 from jeg_contacts.exports.forms import CommitForm, EraseForm, ImportSettingsForm, UploadForm
-from jeg_contacts.exports.imports import Outcome
+from jeg_contacts.exports.imports import Outcome, import_basis
 from jeg_contacts.exports.mapping import (
     ImportField,
     ImportSettings,
@@ -235,6 +235,7 @@ def _settings_form(upload: uploads.Upload, settings: ImportSettings) -> ImportSe
             "encoding": upload.encoding,
             "delimiter": upload.delimiter,
             "status": settings.status.value,
+            "basis": settings.basis,
             "existing": "update" if settings.update_existing else "skip",
             "default_type": settings.default_type,
             "default_language": settings.default_language,
@@ -304,11 +305,28 @@ def _settings_from(form: ImportSettingsForm, table: Table) -> ImportSettings:
     return ImportSettings(
         mapping=tuple(mapping),
         status=ContactStatus(form.status.data),
+        # Kept only for an active import: a pending one records no statement.
+        basis=" ".join((form.basis.data or "").split()) if form.status.data == "active" else "",
         update_existing=form.existing.data == "update",
         default_type=form.default_type.data or "",
         default_language=form.default_language.data,
         default_topic_ids=tuple(int(value) for value in form.default_topics.data or ()),
     )
+
+
+def _basis_accepted(form: ImportSettingsForm) -> bool:
+    """Whether the reason given for an active import passes the import's rule; if not, the
+    form says why, before anything is saved."""
+    try:
+        import_basis(
+            ImportSettings(
+                mapping=(), status=ContactStatus(form.status.data), basis=form.basis.data or ""
+            )
+        )
+    except ValidationFailed as error:
+        form.basis.errors = [*form.basis.errors, error.message]
+        return False
+    return True
 
 
 def _preview_url(token: str, anchor: str | None = None) -> str:
@@ -338,7 +356,7 @@ def import_preview(token: str) -> Response | tuple[str, int]:
     if request.method == "GET":
         return _render_preview(upload, job)
     form = ImportSettingsForm(topics=all_topics())
-    if not form.validate():
+    if not (form.validate() and _basis_accepted(form)):
         return _render_preview(upload, job, form=form, status=400)
     reading_changed = (form.encoding.data, form.delimiter.data) != (
         upload.encoding,

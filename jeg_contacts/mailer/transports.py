@@ -3,8 +3,10 @@
 import mailbox
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from flask import current_app
@@ -21,11 +23,15 @@ _PENDING = "jeg_contacts.pending_mail"
 _Prepared = tuple[list[str], bytes]
 
 
+def _recipients(message: EmailMessage) -> list[str]:
+    """The addresses in To and Cc (headers under the modern policy: already parsed)."""
+    headers = [*message.get_all("To", []), *message.get_all("Cc", [])]
+    return [address.addr_spec for header in headers for address in header.addresses]
+
+
 def _prepare(message: EmailMessage) -> _Prepared:
     """Serialise `message` (MessageBuildError if it cannot be written safely)."""
-    headers = [*message.get_all("To", []), *message.get_all("Cc", [])]
-    recipients = [address.addr_spec for header in headers for address in header.addresses]
-    return recipients, serialise(message)
+    return _recipients(message), serialise(message)
 
 
 class PlaintextLoginRefused(smtplib.SMTPException):
@@ -118,3 +124,23 @@ def deliver_raw(recipient: str, raw: bytes) -> None:
     """Send one pre-built message (bytes with CRLF line ends) to one address: over SMTP when
     SMTP_HOST is set, else into the Maildir outbox."""
     _deliver_prepared([([recipient], raw)])
+
+
+def forget_mail_to(addresses: Collection[str]) -> int:
+    """Delete from the Maildir outbox every message to one of `addresses` (an erasure: the
+    outbox keeps whole messages, names and links included); returns how many."""
+    outbox = Path(current_app.config["OUTBOX_DIR"])
+    wanted = {address.casefold() for address in addresses}
+    parser = BytesHeaderParser(policy=policy.default)
+    deleted = 0
+    # tmp/ too: a message still being written, or left there by a crash.
+    for path in (path for folder in ("new", "cur", "tmp") for path in (outbox / folder).glob("*")):
+        try:
+            with path.open("rb") as raw:
+                headers = parser.parse(raw)
+        except OSError:  # gone meanwhile
+            continue
+        if {address.casefold() for address in _recipients(headers)} & wanted:
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted

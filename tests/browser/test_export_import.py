@@ -71,6 +71,11 @@ def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(
     expect(preview).to_contain_text("1 already in the directory, skipped")
 
     page.get_by_label(re.compile("^Update them with the file")).check()
+    # Exported from this directory, where Anna's row was copied from a confirmed contact.
+    page.get_by_label(re.compile("^Active, because they agreed")).check()
+    page.get_by_label(re.compile("^Why the people on this list agreed")).fill(
+        "Copied from contacts who confirmed in this directory."
+    )
     page.get_by_role("button", name="Check again with these settings").click()
     expect(preview).to_contain_text("1 to update")
     expect(preview).to_contain_text("Changes job title")

@@ -16,6 +16,9 @@ from jeg_contacts.exports.reading import open_table
 from jeg_contacts.extensions import db
 from tests.directory.conftest import make_contact
 
+# What staff state to import a list as active (tests that are not about consent).
+BASIS = "Exported from our other directory, where each of them confirmed by email."
+
 HEADER = [
     "Email",
     "Given name",

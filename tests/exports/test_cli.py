@@ -81,7 +81,7 @@ def test_import_prints_a_line_per_row_and_a_summary(app, runner, tmp_path):
     result = runner.invoke(args=["contacts", "import", str(path)])
 
     assert result.exit_code == 0, result.output
-    assert "row      2  create     ana@example.org  New contact, active" in result.stdout
+    assert "row      2  create     ana@example.org  New contact, pending" in result.stdout
     assert "row      3  reject     bad  Email: Enter a valid email address" in result.stdout
     assert "Added 1, updated 0, unchanged 0, skipped 0, rejected 1 of 2 rows" in result.stdout
     assert "  Email -> Email" in result.stderr

@@ -52,7 +52,8 @@ def test_editor_uploads_checks_and_imports_a_file(app, editor_client):
     assert done.status_code == 302
     result = editor_client.get(done.headers["Location"]).get_data(as_text=True)
     assert "contacts.csv is imported" in result
-    assert "Added <strong>2</strong> contacts as active" in result
+    assert "Added <strong>2</strong> contacts as pending" in result
+    assert "Confirmation emails: 2 sent" in result
     contacts = contacts_by_email(app)
     assert set(contacts) == {"ana@example.org", "bo@example.org"}
     assert contacts["bo@example.org"].consent_events[0].source == (

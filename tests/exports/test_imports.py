@@ -21,6 +21,7 @@ from jeg_contacts.extensions import db
 from tests.conftest import audit_entries, outbox_messages
 from tests.directory.conftest import make_contact
 from tests.exports.conftest import (
+    BASIS,
     HEADER,
     contacts_by_email,
     count_contacts,
@@ -57,8 +58,14 @@ def test_columns_are_recognised_in_three_languages(header, expected):
     assert suggest_mapping(header) == expected
 
 
-def test_new_contacts_get_the_sign_up_records(app, tmp_path):
-    summary = import_rows(app, tmp_path, [row("Ana.Silva@Example.org", "  Ana ", "Silva")])
+def test_new_contacts_get_one_imported_record(app, tmp_path):
+    summary = import_rows(
+        app,
+        tmp_path,
+        [row("Ana.Silva@Example.org", "  Ana ", "Silva")],
+        status=ContactStatus.ACTIVE,
+        basis=BASIS,
+    )
 
     assert summary.count(Outcome.CREATE) == 1
     ana = contacts_by_email(app)["Ana.Silva@example.org"]
@@ -67,12 +74,12 @@ def test_new_contacts_get_the_sign_up_records(app, tmp_path):
     assert ana.status is ContactStatus.ACTIVE
     assert ana.confirmed_at is not None
     assert ana.country == "DE"  # the organisation's, as sign-up does
-    assert [event.action for event in ana.consent_events] == [
-        ConsentAction.SIGNUP,
-        ConsentAction.CONFIRM,
-    ]
+    assert [event.action for event in ana.consent_events] == [ConsentAction.IMPORTED]
     assert ana.consent_events[0].source == "imported by tests from list.csv"
-    assert ana.consent_events[0].detail == "topics: pipelines; language: en"
+    assert ana.consent_events[0].detail == (
+        f"basis: {BASIS}; status: active; topics: pipelines; language: en"
+    )
+    assert ana.consent_events[0].wording_version is None
     [created] = audit_entries(app, "contact.created")
     assert created.entity_id == ana.id
     assert created.summary == "Imported from list.csv as active"
@@ -289,7 +296,9 @@ def test_statuses_in_the_file_may_only_be_more_careful(app, tmp_path):
         [*row("erased@example.org"), "erased"],
     ]
 
-    summary = import_rows(app, tmp_path, rows, header=header)
+    summary = import_rows(
+        app, tmp_path, rows, header=header, status=ContactStatus.ACTIVE, basis=BASIS
+    )
 
     statuses = {email: c.status.value for email, c in contacts_by_email(app).items()}
     assert statuses == {
@@ -300,9 +309,11 @@ def test_statuses_in_the_file_may_only_be_more_careful(app, tmp_path):
     }
     assert "“erased” cannot be imported" in summary.examples[Outcome.REJECT][0].detail
     unsub = contacts_by_email(app)["unsub@example.org"]
-    assert [e.action for e in unsub.consent_events][-1] is ConsentAction.UNSUBSCRIBE
+    assert [(e.action, e.detail.split("; ")[1]) for e in unsub.consent_events] == [
+        (ConsentAction.IMPORTED, "status: unsubscribed")
+    ]
     pending = contacts_by_email(app)["pending@example.org"]
-    assert [e.action for e in pending.consent_events] == [ConsentAction.SIGNUP]
+    assert [e.action for e in pending.consent_events] == [ConsentAction.IMPORTED]
     assert pending.confirmed_at is None
     assert outbox_messages(app) == []  # only a pending import emails confirmation links
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from jeg_contacts.contacts.models import Contact, Organisation
+from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation
 from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.exports import services
 from jeg_contacts.extensions import db
 from tests.conftest import make_app
 from tests.directory.conftest import make_contact
-from tests.exports.conftest import run_import
+from tests.exports.conftest import BASIS, run_import
 
 FIELDS = (
     "salutation", "given_name", "family_name", "job_title", "email", "phone", "country",
@@ -103,7 +103,7 @@ def test_export_then_import_into_an_empty_database_gives_the_same_directory(
     path.write_bytes(out.getvalue())
     target = empty_app(tmp_path)
 
-    summary = run_import(target, path)
+    summary = run_import(target, path, status=ContactStatus.ACTIVE, basis=BASIS)
 
     assert summary.rows == 5
     assert directory(target) == directory(source)
@@ -119,7 +119,7 @@ def test_status_of_the_import_does_not_override_the_file(source, tmp_path):
     path.write_bytes(out.getvalue())
     target = empty_app(tmp_path)
 
-    run_import(target, path)
+    run_import(target, path, status=ContactStatus.ACTIVE, basis=BASIS)
 
     statuses = {email: values["status"].value for email, values in directory(target).items()}
     assert statuses == {

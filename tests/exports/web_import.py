@@ -10,6 +10,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse, encode_multipart
 
 from tests.conftest import csrf_token
+from tests.exports.conftest import BASIS
 
 JOB_TIMEOUT = 30.0
 
@@ -87,7 +88,8 @@ def settings(client: FlaskClient, url: str, **changes):
     data = {"csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)[1]}
     chosen = r'<select id="(column-\d+)" name="column-\d+">.*?<option value="([a-z_]*)" selected>'
     data |= dict(re.findall(chosen, page, re.S))
-    data |= {"encoding": "auto", "delimiter": "auto", "status": "active", "existing": "skip"}
+    data |= {"encoding": "auto", "delimiter": "auto", "existing": "skip"}
+    data |= {"status": "active", "basis": BASIS}
     data |= {"default_language": "en", "default_type": ""}
     data |= changes
     response = client.post(url, data=data)
