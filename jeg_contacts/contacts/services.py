@@ -36,6 +36,7 @@ from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.mailing.models import Delivery
+from jeg_contacts.signup.models import SignupRequest
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
 PRIVACY_NOTICE_VERSION = "2026-11"
@@ -516,6 +517,8 @@ def erase_contact(contact: Contact, source: str) -> None:
     _erase_from_delivery_replies(contact.id, addresses)
     if contact.email and not is_erased_address(contact.email):
         db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
+    # Details proposed by sign-ups and waiting for this address's confirmation are theirs too.
+    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.contact_id == contact.id))
     contact.salutation = None
     contact.given_name = ""
     contact.family_name = ""
