@@ -30,7 +30,8 @@ def _split(token: str, count: int) -> list[str]:
 
 
 def _record_id(raw: str) -> int:
-    if not raw.isdigit():
+    """A row id from a link; anything but a plain number a database can hold is malformed."""
+    if not raw.isdigit() or len(raw) > 18:
         raise InvalidLink("malformed link")
     return int(raw)
 
@@ -71,7 +72,7 @@ def confirmation_from_token(token: str) -> Confirmation:
     """What a confirmation token was issued for; InvalidLink or ExpiredLink otherwise."""
     parts = _split(token, 4) if token.count(".") == 3 else _split(token, 3)
     raw_id, *raw_request, raw_issued, signature = parts
-    if not raw_issued.isdigit():
+    if not raw_issued.isdigit() or len(raw_issued) > 18:
         raise InvalidLink("malformed link")
     request_ids = [_record_id(raw) for raw in raw_request]
     contact = _contact(raw_id)
