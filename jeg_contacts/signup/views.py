@@ -201,7 +201,12 @@ def resend_confirmation(token: str) -> Response:
     except ExpiredLink as expired:
         contact = db.session.get(Contact, expired.contact_id)
     if contact is not None and contact.status is ContactStatus.PENDING:
-        services.send_confirmation(contact)
+        try:
+            services.send_confirmation(contact)
+        except ValidationFailed as error:
+            db.session.rollback()
+            flash(error.message, "error")
+            return redirect(url_for(".new_link"))
         db.session.commit()
     return redirect(url_for(".link_sent"))
 
@@ -253,7 +258,13 @@ def preferences(token: str) -> Response | str | tuple[str, int]:
 def revoke_links(token: str) -> Response:
     """The owner's explicit choice to revoke every earlier link; they land on the new one."""
     contact = _as_contact(contact_from_manage_token(token))
-    mailed = services.revoke_links(contact)
+    try:
+        mailed = services.revoke_links(contact)
+    except ValidationFailed as error:
+        # The new link could not be mailed: keep the old ones rather than strand the person.
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for(".preferences", token=token))
     db.session.commit()
     flash(_("Links sent to you earlier no longer work."), "success")
     if mailed:

@@ -1,13 +1,15 @@
 """Links in our emails: opening one changes nothing, asking for a new one breaks no other."""
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from jeg_contacts.contacts.models import Contact, ContactStatus
-from jeg_contacts.extensions import db
+from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.worker import DeliveryWorker
+from jeg_contacts.signup.tokens import confirm_token
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup, text_body
 from tests.security.selfservice import (
     contact_id,
@@ -101,6 +103,41 @@ def test_the_revoke_choice_explains_itself(app):
     page = app.test_client().get(f"/preferences/{token}").get_data(as_text=True)
     assert "Revoke all earlier links" in page
     assert "unsubscribe links in emails you already received" in page
+
+
+def _store_an_address_no_header_can_carry(app, email: str) -> None:
+    """An address kept from before today's checks: no message to it can be written."""
+    with app.app_context():
+        contact = db.session.scalar(sa.select(Contact).where(Contact.email_key == email))
+        contact.email = contact.email_key = "zoë.müller@example.org"
+        db.session.commit()
+
+
+def test_revoking_links_that_cannot_be_mailed_keeps_the_old_ones(app):
+    token = _active_owner(app)
+    _store_an_address_no_header_can_carry(app, OWNER)
+    owner = app.test_client()
+    forms = post_forms(owner, f"/preferences/{token}")
+    [revoke] = [form for form in forms if form["action"].endswith("/revoke-links")]
+
+    response = owner.post(revoke["action"], data=revoke["fields"])
+
+    assert response.headers["Location"] == f"/preferences/{token}"
+    page = owner.get(response.headers["Location"])
+    assert page.status_code == 200
+    assert "could not prepare the email" in page.get_data(as_text=True)
+
+
+def test_a_fresh_confirmation_that_cannot_be_mailed_is_an_error_not_a_500(app):
+    post_signup(app.test_client(), app)
+    _store_an_address_no_header_can_carry(app, OWNER)
+    with app.app_context():
+        contact = db.session.scalar(sa.select(Contact))
+        expired = confirm_token(contact, issued_at=utcnow() - timedelta(days=30))
+    client = app.test_client()
+    response = press_the_button(client, f"/confirm/{expired}", f"/confirm/{expired}/resend")
+    assert response.headers["Location"] == "/new-link"
+    assert "could not prepare the email" in client.get("/new-link").get_data(as_text=True)
 
 
 def test_erasure_still_revokes_every_link(app):
