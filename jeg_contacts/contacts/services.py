@@ -38,6 +38,7 @@ from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.mailer.transports import forget_mail_to
 from jeg_contacts.mailing.models import Delivery
+from jeg_contacts.signup.models import SignupRequest
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
 PRIVACY_NOTICE_VERSION = "2026-11"
@@ -300,10 +301,29 @@ class ProfileData:
     country: str | None = None
 
 
-def apply_profile(contact: Contact, data: ProfileData) -> None:
-    """Validate `data` in full, then copy it onto `contact`; raises before changing anything.
+@dataclass(frozen=True)
+class CleanProfile:
+    """ProfileData once checked: stripped text, known codes, the topics it names."""
 
-    The one set of rules for sign-up, self-service preferences and the back office."""
+    organisation_name: str
+    stakeholder_type: StakeholderType
+    organisation_country: str | None
+    website: str
+    salutation: str | None
+    given_name: str
+    family_name: str
+    job_title: str
+    phone: str
+    country: str | None
+    language: str
+    topics: list[Topic]
+
+
+def check_profile(data: ProfileData) -> CleanProfile:
+    """Validate `data` in full as apply_profile does, changing nothing; ValidationFailed if not.
+
+    A sign-up for an address already on file is checked here and kept until its owner
+    confirms, so nothing stored about them changes before."""
     organisation_name = clean_line(
         "organisation_name", data.organisation_name, max_length=200, required=True
     )
@@ -337,21 +357,44 @@ def apply_profile(contact: Contact, data: ProfileData) -> None:
     country = check_country("country", data.country) or organisation_country
     if data.language not in LANGUAGES:
         raise ValidationFailed("language", _("Choose a language from the list."))
-    topics = topics_by_ids(data.topic_ids)
+    return CleanProfile(
+        organisation_name=organisation_name,
+        stakeholder_type=stakeholder_type,
+        organisation_country=organisation_country,
+        website=website,
+        salutation=salutation,
+        given_name=given_name,
+        family_name=family_name,
+        job_title=job_title,
+        phone=phone,
+        country=country,
+        language=data.language,
+        topics=topics_by_ids(data.topic_ids),
+    )
+
+
+def apply_profile(contact: Contact, data: ProfileData) -> None:
+    """Validate `data` in full, then copy it onto `contact`; raises before changing anything.
+
+    The one set of rules for sign-up, self-service preferences and the back office."""
+    profile = check_profile(data)
     # Archived topics are no longer offered, so leaving them out is not a choice to drop them.
     archived = [topic for topic in contact.topics if not topic.active]
 
     contact.organisation = find_or_create_organisation(
-        organisation_name, stakeholder_type, organisation_country, website or None
+        profile.organisation_name,
+        profile.stakeholder_type,
+        profile.organisation_country,
+        profile.website or None,
     )
-    contact.salutation = salutation
-    contact.given_name = given_name
-    contact.family_name = family_name
-    contact.job_title = job_title or None
-    contact.phone = phone or None
-    contact.country = country
-    contact.language = data.language
-    contact.topics = [*topics, *archived]
+    contact.salutation = profile.salutation
+    contact.given_name = profile.given_name
+    contact.family_name = profile.family_name
+    contact.job_title = profile.job_title or None
+    contact.phone = profile.phone or None
+    contact.country = profile.country
+    contact.language = profile.language
+    contact.topics = [*profile.topics, *archived]
 
 
 def new_link_secret() -> str:
@@ -489,6 +532,8 @@ def erase_contact(contact: Contact, source: str) -> None:
     _erase_from_delivery_replies(contact.id, addresses)
     if contact.email and not is_erased_address(contact.email):
         db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
+    # Details proposed by sign-ups and waiting for this address's confirmation are theirs too.
+    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.contact_id == contact.id))
     contact.salutation = None
     contact.given_name = ""
     contact.family_name = ""

@@ -1,6 +1,8 @@
 """Self-service behaviour: register, confirm, change preferences, unsubscribe, erase."""
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -11,11 +13,13 @@ from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from jeg_contacts import ratelimit
-from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus
-from jeg_contacts.contacts.services import SALUTATIONS as SALUTATIONS  # for signup.forms
+from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, Topic
 from jeg_contacts.contacts.services import (
+    PRIVACY_NOTICE_VERSION,
     ProfileData,
+    active_topics,
     apply_profile,
+    check_profile,
     describe_subscription,
     email_key,
     erase_contact,
@@ -23,10 +27,12 @@ from jeg_contacts.contacts.services import (
     normalise_email,
     record_consent,
 )
+from jeg_contacts.contacts.services import SALUTATIONS as SALUTATIONS  # for signup.forms
 from jeg_contacts.errors import InvalidLink, ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
 from jeg_contacts.mailer.messages import MessageBuildError
+from jeg_contacts.signup.models import SignupRequest
 from jeg_contacts.signup.tokens import confirm_token, manage_token
 
 SELF_SERVICE = "self-service"
@@ -44,21 +50,25 @@ def contact_by_email(email: str) -> Contact | None:
 
 
 def register(data: SignupData) -> Contact:
-    """Handle a sign-up: new or lapsed addresses get a confirmation link, active ones a
-    preferences link. The caller shows the same answer whatever happened."""
+    """Handle a sign-up: a new address becomes a pending contact and gets a confirmation link;
+    for an address on file that is not active, the details wait in a SignupRequest until its
+    owner confirms; an active address gets its preferences link. Nothing stored about an
+    existing contact changes here. The caller shows the same answer whatever happened."""
     if not data.consent:
         raise ValidationFailed("consent", _("Tick the box to agree, or we cannot send you news."))
     email = normalise_email(data.email)
+    forget_expired_requests()
     contact = contact_by_email(email)
     if contact is not None and contact.status is ContactStatus.ACTIVE:
         send_preferences_link(contact)
         return contact
-    if contact is None:
-        # Added to the session only once valid, so no autoflush writes a half-filled row.
-        contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
+    if contact is not None:
+        _propose(contact, data, email)
+        return contact
+    # Added to the session only once valid, so no autoflush writes a half-filled row.
+    contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
     apply_profile(contact, data)
     db.session.add(contact)
-    contact.email = email
     contact.status = ContactStatus.PENDING
     db.session.flush()
     record_consent(contact, ConsentAction.SIGNUP, SELF_SERVICE, describe_subscription(contact))
@@ -66,28 +76,82 @@ def register(data: SignupData) -> Contact:
     return contact
 
 
+def _propose(contact: Contact, data: SignupData, email: str) -> None:
+    """Keep a sign-up's details for `contact` until the owner of the address confirms them."""
+    profile = check_profile(data)
+    if not _may_email(contact):
+        # Without its email nobody could ever confirm the request: keep nothing.
+        return
+    details = asdict(data)
+    del details["consent"]
+    request = SignupRequest(
+        contact_id=contact.id,
+        proposal={**details, "email": email, "privacy_notice": PRIVACY_NOTICE_VERSION},
+        created_at=utcnow(),
+    )
+    db.session.add(request)
+    db.session.flush()
+    _queue_email(
+        contact,
+        "confirm",
+        _l("Please confirm your subscription to JEG news"),
+        name=f"{profile.given_name} {profile.family_name}",
+        language=profile.language,
+        confirm_url=external_url("signup.confirm", token=confirm_token(contact, request)),
+        days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"],
+    )
+
+
+def forget_expired_requests() -> None:
+    """Delete sign-up requests whose confirmation link has expired: they hold personal data."""
+    max_age = timedelta(days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"])
+    expired = SignupRequest.created_at < utcnow() - max_age
+    db.session.execute(sa.delete(SignupRequest).where(expired))
+
+
+def mail_cap_key(email: str) -> str:
+    """The key the per-address mail cap counts on: the address without its +tag, so that
+    name+1@x and name+2@x share one allowance. Keyed with SECRET_KEY, so the rate-limit table
+    holds nothing anyone could match to an address by hashing guesses."""
+    local, _at, domain = email.rpartition("@")
+    untagged = f"{local.split('+', 1)[0]}@{domain}".casefold()
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, f"address-mail|{untagged}".encode(), hashlib.sha256).hexdigest()
+
+
 def _may_email(contact: Contact) -> bool:
     """At most EMAILS_PER_ADDRESS_PER_DAY self-service emails to one address per 24 hours."""
     return ratelimit.allow(
         "address-mail",
-        contact.email_key or "",
+        mail_cap_key(contact.email or ""),
         current_app.config["EMAILS_PER_ADDRESS_PER_DAY"],
         timedelta(days=1),
     )
 
 
-def _queue_email(contact: Contact, template: str, subject: LazyString, **context: object) -> None:
-    """Queue the email for after the commit, or refuse what it was for: a mail that cannot be
-    written fails here (ValidationFailed), so nobody is told to wait for one that never
-    comes, and the caller's rollback stores nothing."""
-    with force_locale(contact.language):
+def _queue_email(
+    contact: Contact,
+    template: str,
+    subject: LazyString,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+    **context: object,
+) -> None:
+    """Queue the email for after the commit, by default in the contact's name and language,
+    or refuse what it was for: a mail that cannot be written fails here (ValidationFailed),
+    so nobody is told to wait for one that never comes, and the caller's rollback stores
+    nothing."""
+    name = contact.full_name if name is None else name
+    language = language or contact.language
+    with force_locale(language):
         localised_subject = str(subject)
-    text, html = render_email(template, contact.language, contact=contact, **context)
+    text, html = render_email(template, language, contact=contact, name=name, **context)
     try:
         send_after_commit(
             build_message(
                 to_email=contact.email or "",
-                to_name=contact.full_name,
+                to_name=name,
                 subject=localised_subject,
                 text=text,
                 html=html,
@@ -105,7 +169,8 @@ def _queue_email(contact: Contact, template: str, subject: LazyString, **context
 
 
 def send_confirmation(contact: Contact) -> bool:
-    """Email a fresh confirmation link, unless the address had its share today."""
+    """Email a fresh link confirming the contact's own details, unless the address had its
+    share today."""
     if not _may_email(contact):
         return False
     _queue_email(
@@ -118,12 +183,10 @@ def send_confirmation(contact: Contact) -> bool:
     return True
 
 
-def send_preferences_link(contact: Contact, *, rotate: bool = False) -> bool:
-    """Email the contact's preference link; `rotate` first revokes every earlier link."""
+def send_preferences_link(contact: Contact) -> bool:
+    """Email the contact's preference link, unless the address had its share today."""
     if not _may_email(contact):
         return False
-    if rotate:
-        contact.link_secret = new_link_secret()
     token = manage_token(contact)
     _queue_email(
         contact,
@@ -136,26 +199,63 @@ def send_preferences_link(contact: Contact, *, rotate: bool = False) -> bool:
 
 
 def request_new_link(raw_email: str) -> None:
-    """Send whichever link fits the address's state; silently nothing for unknown addresses."""
+    """Send whichever link fits the address's state; silently nothing for unknown addresses.
+    Earlier links keep working: anyone may ask, so asking must not break the owner's links."""
     email = normalise_email(raw_email)
+    forget_expired_requests()
     contact = contact_by_email(email)
     if contact is None:
         return
     if contact.status is ContactStatus.PENDING:
         send_confirmation(contact)
     else:
-        send_preferences_link(contact, rotate=True)
+        send_preferences_link(contact)
 
 
-def confirm(contact: Contact) -> None:
-    """Activate a pending contact; confirming twice is harmless."""
-    if contact.status is ContactStatus.ACTIVE:
-        return
-    if contact.status is not ContactStatus.PENDING:
-        raise InvalidLink("contact is no longer pending")
+def revoke_links(contact: Contact) -> bool:
+    """Revoke every preference and unsubscribe link sent so far, the owner's explicit choice
+    from the preference centre; emails the new link if the daily allowance permits."""
+    contact.link_secret = new_link_secret()
+    return send_preferences_link(contact)
+
+
+def proposed_profile(request: SignupRequest) -> ProfileData:
+    """The details a sign-up request would save, as ProfileData."""
+    fields = set(ProfileData.__dataclass_fields__)
+    return ProfileData(**{key: value for key, value in request.proposal.items() if key in fields})
+
+
+def topics_named(topic_ids: list[int]) -> list[Topic]:
+    """The active topics among `topic_ids`, in display order."""
+    wanted = set(topic_ids)
+    return [topic for topic in active_topics() if topic.id in wanted]
+
+
+def confirm(contact: Contact, request: SignupRequest | None = None) -> None:
+    """Activate the contact with the details of the confirmed link: those of `request`, or for
+    a new address's link those already stored. Confirming twice is harmless."""
+    if request is None:
+        if contact.status is ContactStatus.ACTIVE:
+            return
+        if contact.status is not ContactStatus.PENDING:
+            raise InvalidLink("contact is no longer pending")
+    else:
+        details = proposed_profile(request)
+        # A topic archived since the sign-up is no longer offered: confirm the others.
+        topic_ids = [topic.id for topic in topics_named(details.topic_ids)]
+        apply_profile(contact, replace(details, topic_ids=topic_ids))
+        contact.email = request.proposal["email"]
+        signup = record_consent(
+            contact, ConsentAction.SIGNUP, SELF_SERVICE, describe_subscription(contact)
+        )
+        # The consent was given with the sign-up form, under the notice shown then.
+        signup.at = request.created_at
+        signup.wording_version = request.proposal["privacy_notice"]
     contact.status = ContactStatus.ACTIVE
     contact.confirmed_at = utcnow()
     record_consent(contact, ConsentAction.CONFIRM, SELF_SERVICE, describe_subscription(contact))
+    # The other requests for this address were not confirmed: their details are dropped.
+    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.contact_id == contact.id))
 
 
 def update_preferences(contact: Contact, data: ProfileData) -> None:

@@ -20,14 +20,15 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from jeg_contacts import ratelimit
-from jeg_contacts.contacts.models import Contact, ContactStatus
+from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
 from jeg_contacts.contacts.services import contact_data_export, profile_values
+from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ExpiredLink, InvalidLink, ValidationFailed
 from jeg_contacts.extensions import csrf, db
 from jeg_contacts.signup import services
 from jeg_contacts.signup.forms import EmailForm, ProfileForm, SignupForm
 from jeg_contacts.signup.tokens import (
-    contact_from_confirm_token,
+    confirmation_from_token,
     contact_from_manage_token,
     manage_token,
 )
@@ -125,27 +126,87 @@ def check_inbox() -> str:
     return render_template("signup/check_inbox.html")
 
 
-@bp.get("/confirm/<token>")
-def confirm(token: str) -> str | tuple[str, int]:
+def _confirmed(contact: Contact) -> str:
+    _as_contact(contact)
+    return render_template("signup/confirmed.html", contact=contact, token=manage_token(contact))
+
+
+def _stakeholder_type_label(value: str) -> str:
     try:
-        contact = contact_from_confirm_token(token)
+        return StakeholderType(value).label
+    except ValueError:
+        return value
+
+
+def _country_label(code: str | None) -> str:
+    return country_name(code, str(get_locale() or "en")) if code else ""
+
+
+def _stored_profile(contact: Contact) -> services.ProfileData:
+    values = profile_values(contact)
+    values["topic_ids"] = values.pop("topics")
+    return services.ProfileData(**values)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str) -> str | tuple[str, int]:
+    """GET (and HEAD) only show what is to be confirmed, since mail scanners fetch every link;
+    pressing the page's one button (a POST with its CSRF token) confirms."""
+    try:
+        confirmation = confirmation_from_token(token)
     except ExpiredLink:
         return render_template("signup/link_expired.html", token=token, form=EmailForm()), 400
-    _as_contact(contact)
-    services.confirm(contact)
-    db.session.commit()
-    return render_template("signup/confirmed.html", contact=contact, token=manage_token(contact))
+    contact = _as_contact(confirmation.contact)
+    proposal = confirmation.request
+    if confirmation.spent:
+        # Used already, or another sign-up for the address was confirmed: never apply anything.
+        return render_template("signup/link_spent.html", form=EmailForm()), 400
+    if proposal is None:
+        if contact.status is ContactStatus.ACTIVE:
+            # A second click on the link that confirmed: nothing more to do.
+            return _confirmed(contact)
+        if contact.status is not ContactStatus.PENDING:
+            raise InvalidLink("contact is no longer pending")
+        details = _stored_profile(contact)
+    else:
+        details = services.proposed_profile(proposal)
+        g.contact_language = details.language
+        refresh()
+    if request.method != "POST":
+        return render_template(
+            "signup/confirm.html",
+            details=details,
+            email=contact.email if proposal is None else proposal.proposal["email"],
+            topics=services.topics_named(details.topic_ids),
+            replaces=proposal is not None,
+            token=token,
+            stakeholder_type_label=_stakeholder_type_label,
+            country_label=_country_label,
+        )
+    try:
+        services.confirm(contact, proposal)
+        db.session.commit()
+    except ValidationFailed:
+        # The details no longer pass today's rules (every topic chosen was archived, say).
+        db.session.rollback()
+        return render_template("signup/link_spent.html", form=EmailForm()), 400
+    return _confirmed(contact)
 
 
 @bp.post("/confirm/<token>/resend")
 def resend_confirmation(token: str) -> Response:
     _limit_client_posts()
     try:
-        contact = contact_from_confirm_token(token)
+        contact = confirmation_from_token(token).contact
     except ExpiredLink as expired:
         contact = db.session.get(Contact, expired.contact_id)
     if contact is not None and contact.status is ContactStatus.PENDING:
-        services.send_confirmation(contact)
+        try:
+            services.send_confirmation(contact)
+        except ValidationFailed as error:
+            db.session.rollback()
+            flash(error.message, "error")
+            return redirect(url_for(".new_link"))
         db.session.commit()
     return redirect(url_for(".link_sent"))
 
@@ -175,7 +236,8 @@ def link_sent() -> str:
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 def preferences(token: str) -> Response | str | tuple[str, int]:
     contact = _as_contact(contact_from_manage_token(token))
-    if request.method == "GET":
+    # Only a POST changes anything: HEAD, which Flask routes with GET, must not save.
+    if request.method != "POST":
         form = ProfileForm(data=profile_values(contact))
         return render_template("signup/preferences.html", form=form, contact=contact, token=token)
     form = ProfileForm()
@@ -192,6 +254,26 @@ def preferences(token: str) -> Response | str | tuple[str, int]:
     return render_template("signup/preferences.html", form=form, contact=contact, token=token), 400
 
 
+@bp.post("/preferences/<token>/revoke-links")
+def revoke_links(token: str) -> Response:
+    """The owner's explicit choice to revoke every earlier link; they land on the new one."""
+    contact = _as_contact(contact_from_manage_token(token))
+    try:
+        mailed = services.revoke_links(contact)
+    except ValidationFailed as error:
+        # The new link could not be mailed: keep the old ones rather than strand the person.
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for(".preferences", token=token))
+    db.session.commit()
+    flash(_("Links sent to you earlier no longer work."), "success")
+    if mailed:
+        flash(_("We have emailed you your new link. Until it arrives, bookmark this page."), "info")
+    else:
+        flash(_("Bookmark this page: it is your new link."), "info")
+    return redirect(url_for(".preferences", token=manage_token(contact)))
+
+
 @bp.post("/preferences/<token>/my-data")
 def download_data(token: str) -> Response:
     contact = contact_from_manage_token(token)
@@ -206,7 +288,7 @@ def download_data(token: str) -> Response:
 @bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
 def erase(token: str) -> str:
     contact = _as_contact(contact_from_manage_token(token))
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("signup/erase.html", contact=contact, token=token)
     services.erase_self(contact)
     db.session.commit()
@@ -216,9 +298,9 @@ def erase(token: str) -> str:
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt
 def unsubscribe(token: str) -> str:
-    """GET asks (link scanners prefetch); POST unsubscribes, including RFC 8058 one-click."""
+    """GET and HEAD ask (link scanners prefetch); POST unsubscribes, RFC 8058 one-click too."""
     contact = _as_contact(contact_from_manage_token(token))
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("signup/unsubscribe.html", contact=contact, token=token)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     services.unsubscribe(contact, services.ONE_CLICK if one_click else services.SELF_SERVICE)

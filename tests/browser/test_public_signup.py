@@ -37,5 +37,9 @@ def test_public_signup_in_french(live_server, page):
     assert "Veuillez confirmer" in str(message["Subject"])
     link = re.search(r"http://\S+/confirm/\S+", text_body(message)).group(0)
     page.goto(link)
+    # Opening the link only shows the details; the one button confirms.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirmez votre abonnement")
+    expect(page.get_by_text("Élodie Lefèvre")).to_be_visible()
+    page.get_by_role("button", name="Confirmer mon abonnement").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Votre abonnement est confirmé")
     expect(page.get_by_role("listitem").filter(has_text="terminaux pétroliers")).to_be_visible()

@@ -297,7 +297,8 @@ def test_adding_a_pending_contact_sends_the_usual_confirmation(app, editor_clien
     assert response.status_code == 302
     [message] = outbox_messages(app)
     assert message["To"].addresses[0].addr_spec == "pending@example.org"
-    confirmed = client.get(link_in(message, "/confirm/"))
+    confirm_path = link_in(message, "/confirm/")
+    confirmed = client.post(confirm_path, data={"csrf_token": csrf_token(client, confirm_path)})
     assert confirmed.status_code == 200
     with app.app_context():
         contact = db.session.scalar(

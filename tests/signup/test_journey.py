@@ -31,14 +31,19 @@ def test_signup_confirm_preferences_unsubscribe_journey(smtp_app, smtp_server):
     assert confirmation.get_content_type() == "multipart/alternative"
     confirm_path = link_in(confirmation, "/confirm/")
 
-    page = client.get(confirm_path)
+    # Opening the link asks; the button on the page confirms.
+    assert "Confirm my subscription" in client.get(confirm_path).get_data(as_text=True)
+    assert _contact(smtp_app).status is ContactStatus.PENDING
+    page = client.post(confirm_path, data={"csrf_token": csrf_token(client, confirm_path)})
     assert page.status_code == 200
     assert "Your subscription is confirmed" in page.get_data(as_text=True)
     contact = _contact(smtp_app)
     assert contact.status is ContactStatus.ACTIVE
     assert contact.confirmed_at is not None
-    # Confirming again changes nothing and still succeeds.
-    assert client.get(confirm_path).status_code == 200
+    # Opening the link again changes nothing and still says so.
+    again = client.get(confirm_path)
+    assert again.status_code == 200
+    assert "Your subscription is confirmed" in again.get_data(as_text=True)
 
     # Signing up again with an active address mails the preferences link instead.
     post_signup(client, smtp_app, email="ZOE.Mueller@Example.org")
