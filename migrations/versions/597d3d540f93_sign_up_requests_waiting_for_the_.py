@@ -4,7 +4,7 @@ A sign-up for an address already on file no longer changes the contact: its deta
 here until the owner of the address confirms them from the emailed link.
 
 Revision ID: 597d3d540f93
-Revises: 65144dce0767
+Revises: 5d7e2a91c4b8
 Create Date: 2026-12-03 11:54:52.911117
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '597d3d540f93'
-down_revision = '65144dce0767'
+down_revision = '5d7e2a91c4b8'
 branch_labels = None
 depends_on = None
 
