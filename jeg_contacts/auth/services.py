@@ -168,6 +168,13 @@ def locked_accounts(users: list[User]) -> dict[int, int]:
     return counts
 
 
+def unlock(user: User) -> None:
+    """Forget the failed logins with `user`'s email, from every client network."""
+    db.session.execute(
+        sa.delete(LoginFailure).where(LoginFailure.account_key == _account_key(user.email))
+    )
+
+
 def _session_limits() -> tuple[timedelta, timedelta]:
     config = current_app.config
     return (

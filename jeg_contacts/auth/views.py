@@ -173,3 +173,9 @@ def disable(user_id: int) -> Response:
 @requires(Role.ADMIN)
 def enable(user_id: int) -> Response:
     return _user_action(user_id, services.enable_user, "user.enabled", "Enabled")
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@requires(Role.ADMIN)
+def unlock(user_id: int) -> Response:
+    return _user_action(user_id, services.unlock, "user.unlocked", "Lifted the login lock of")

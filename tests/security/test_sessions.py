@@ -340,3 +340,29 @@ def test_a_lock_runs_out_after_the_lock_minutes(app):
         db.session.commit()
 
     assert log_in(client, "ana@unece.test").status_code == 302
+
+
+def test_an_administrator_can_lift_a_lock(app, admin_client):
+    ana = create_staff(app, "ana@unece.test", "viewer")
+    client = _from(app, "10.0.0.1")
+    _fail(client, "ana@unece.test", 5)
+    users_page = admin_client.get("/admin/users").get_data(as_text=True)
+    assert "locked" in users_page
+
+    lifted = admin_client.post(
+        f"/admin/users/{ana}/unlock", data={"csrf_token": csrf_token(admin_client, "/admin/users")}
+    )
+
+    assert lifted.status_code == 302
+    assert log_in(client, "ana@unece.test").status_code == 302
+
+
+def test_an_administrator_can_lift_a_lock_from_the_command_line(app):
+    create_staff(app, "ana@unece.test", "viewer")
+    client = _from(app, "10.0.0.1")
+    _fail(client, "ana@unece.test", 5)
+
+    result = app.test_cli_runner().invoke(args=["users", "unlock", "Ana@UNECE.test"])
+
+    assert result.exit_code == 0, result.output
+    assert log_in(client, "ana@unece.test").status_code == 302
