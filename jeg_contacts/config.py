@@ -140,6 +140,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "LOGIN_LOCK_MINUTES": _env_int("LOGIN_LOCK_MINUTES", 15),
         "LOGIN_MAX_FAILURES_PER_CLIENT": _env_int("LOGIN_MAX_FAILURES_PER_CLIENT", 20),
         "LOGIN_CLIENT_WINDOW_MINUTES": _env_int("LOGIN_CLIENT_WINDOW_MINUTES", 15),
+        "SESSION_IDLE_MINUTES": _env_int("SESSION_IDLE_MINUTES", 60),
+        "SESSION_MAX_HOURS": _env_int("SESSION_MAX_HOURS", 12),
         "EMAIL_CHECK_DELIVERABILITY": os.environ.get("EMAIL_CHECK_DELIVERABILITY", "0") == "1",
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,

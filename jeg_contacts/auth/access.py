@@ -5,7 +5,9 @@ from typing import TypeVar
 
 from flask import Response, abort, current_app, redirect, request, url_for
 from flask_login import LoginManager, current_user
+from sqlalchemy.exc import OperationalError
 
+from jeg_contacts.auth import services
 from jeg_contacts.auth.models import Role, User
 from jeg_contacts.extensions import db
 
@@ -16,10 +18,10 @@ login_manager.login_view = "auth.login"
 
 
 @login_manager.user_loader
-def load_user(session_token: str) -> User | None:
-    return db.session.scalar(
-        db.select(User).where(User.session_token == session_token, User.active)
-    )
+def load_user(session_id: str) -> User | None:
+    # The cookie names a server-side session (remember-me cookies too, which are never
+    # issued): nothing in a cookie outlives the session it was made for.
+    return services.user_for_session(session_id)
 
 
 def requires(role: Role) -> Callable[[F], F]:
@@ -57,6 +59,22 @@ def enforce_access() -> Response | None:
     if not current_user.is_authenticated:
         target = request.full_path if request.method == "GET" else None
         return redirect(url_for("auth.login", next=target))
+    _keep_session_alive()
     if not current_user.has_role(role):
         abort(403)
     return None
+
+
+def _keep_session_alive() -> None:
+    # The first hook of every request, so nothing else is in the database session yet and
+    # this commit carries the last-seen time only.
+    if not services.note_session_activity():
+        return
+    try:
+        db.session.commit()
+    except OperationalError as error:
+        # SQLite busy with a long write (an import): skip this time rather than fail a page
+        # view; the next request a minute on tries again.
+        if "database is locked" not in str(error.orig):
+            raise
+        db.session.rollback()

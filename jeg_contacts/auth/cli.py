@@ -101,6 +101,20 @@ def disable(email: str) -> None:
     click.echo(f"{user.email} is disabled.")
 
 
+@users_cli.command("unlock")
+@click.argument("email")
+def unlock(email: str) -> None:
+    """Lift the lock that failed logins put on a staff account's email."""
+    user = _existing(email)
+
+    def change() -> None:
+        services.unlock(user)
+        record("user.unlocked", "user", user.id, f"Lifted the login lock of {user.email}")
+
+    _apply(change)
+    click.echo(f"Logins for {user.email} are unlocked.")
+
+
 @users_cli.command("bootstrap-admin")
 def bootstrap_admin() -> None:
     """Create a first administrator with a random password if there is no account at all."""

@@ -1,21 +1,27 @@
-"""Accounts: creation, password checks with throttling, roles, disabling."""
+"""Accounts: creation, password checks with throttling, server-side sessions, roles,
+disabling."""
 
+import hashlib
+import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from jeg_contacts import ratelimit
-from jeg_contacts.auth.models import Role, User
+from jeg_contacts.auth.models import LoginFailure, Role, StaffSession, User
 from jeg_contacts.contacts.services import normalise_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 
 MIN_PASSWORD_LENGTH = 12
+# A session's last request is stored at most this often, so that page views do not each
+# write to the database; the idle limit is therefore exact to within this interval.
+SEEN_WRITE_INTERVAL = timedelta(minutes=1)
 
 
 @cache
@@ -59,54 +65,206 @@ def create_user(email: str, password: str, role: Role) -> User:
     return user
 
 
+def client_network(address: str | None) -> str:
+    """What the login limits count as one client: an IPv4 address, or the /64 network of an
+    IPv6 one (a single subscriber is usually given a whole /64 to pick addresses from)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _keyed_hash(kind: str, value: str) -> str:
+    # Keyed with SECRET_KEY: a plain hash of an email address is undone by hashing guesses.
+    secret = current_app.config["SECRET_KEY"]
+    key = secret if isinstance(secret, bytes) else secret.encode()
+    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _account_key(email: str) -> str:
+    return _keyed_hash("account", email.strip().casefold())
+
+
+def _failures_since(since: datetime, *conditions: sa.ColumnElement[bool]) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.at >= since, *conditions)
+    )
+
+
 def authenticate(email: str, password: str, client: str) -> User:
-    """The user these credentials belong to, or LoginRefused; failures count towards locks."""
+    """The user these credentials belong to, or LoginRefused; failures count towards locks.
+
+    Every answer is the same whether or not an account has this email: failures are counted
+    per email typed and client network, known or not, and the password hash is always
+    checked. A lock holds for one email from one client network only, so that a stranger's
+    failures never lock a member of staff out; each client network has its own limit too.
+    """
     config = current_app.config
+    now = utcnow()
+    lock_window = timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
     client_window = timedelta(minutes=config["LOGIN_CLIENT_WINDOW_MINUTES"])
-    if (
-        ratelimit.recent_count("login-failure", client, client_window)
-        >= config["LOGIN_MAX_FAILURES_PER_CLIENT"]
-    ):
+    account_key = _account_key(email or "")
+    client_key = _keyed_hash("client", client_network(client))
+    db.session.execute(
+        sa.delete(LoginFailure).where(LoginFailure.at < now - max(lock_window, client_window))
+    )
+    from_client = LoginFailure.client_key == client_key
+    if _failures_since(now - client_window, from_client) >= config["LOGIN_MAX_FAILURES_PER_CLIENT"]:
+        # Decided before the email is looked at, so it tells nothing about accounts.
         raise LoginRefused(
             "Too many failed logins from your network. Try again in "
             f"{config['LOGIN_CLIENT_WINDOW_MINUTES']} minutes.",
             status=429,
         )
     user = user_by_email(email or "")
-    now = utcnow()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        raise LoginRefused(
-            "This account is locked after too many failed logins. Try again in "
-            f"{config['LOGIN_LOCK_MINUTES']} minutes or ask an administrator.",
-            status=429,
-        )
+    # Checked even when the answer is already known (unknown or locked address), so that the
+    # time an answer takes does not tell either.
     valid = check_password_hash(user.password_hash if user else _dummy_hash(), password or "")
-    if user is not None and valid and not user.active:
-        raise LoginRefused("This account is disabled. Ask an administrator to enable it.")
-    if user is None or not valid:
-        ratelimit.record("login-failure", client)
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]:
-                user.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-                user.failed_logins = 0
+    locked = (
+        _failures_since(now - lock_window, from_client, LoginFailure.account_key == account_key)
+        >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+    )
+    if locked or user is None or not valid:
+        # Refusals while locked count too: they use up the client's own allowance.
+        db.session.add(LoginFailure(account_key=account_key, client_key=client_key, at=now))
+        db.session.flush()
+        if locked:
+            raise LoginRefused(
+                "Too many failed logins. Try again in "
+                f"{config['LOGIN_LOCK_MINUTES']} minutes or ask an administrator.",
+                status=429,
+            )
         raise LoginRefused("The email or password is incorrect.")
-    user.failed_logins = 0
-    user.locked_until = None
+    if not user.active:
+        raise LoginRefused("This account is disabled. Ask an administrator to enable it.")
+    db.session.execute(
+        sa.delete(LoginFailure).where(LoginFailure.account_key == account_key, from_client)
+    )
     user.last_login_at = now
     return user
 
 
+def locked_accounts(users: list[User]) -> dict[int, int]:
+    """For each of `users` locked out somewhere, how many client networks it is locked for."""
+    config = current_app.config
+    keys = {_account_key(user.email): user.id for user in users}
+    since = utcnow() - timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+    locked_pairs = db.session.scalars(
+        sa.select(LoginFailure.account_key)
+        .where(LoginFailure.account_key.in_(keys), LoginFailure.at >= since)
+        .group_by(LoginFailure.account_key, LoginFailure.client_key)
+        .having(sa.func.count() >= config["LOGIN_MAX_FAILURES_PER_ACCOUNT"])
+    )
+    counts: dict[int, int] = {}
+    for account_key in locked_pairs:
+        counts[keys[account_key]] = counts.get(keys[account_key], 0) + 1
+    return counts
+
+
+def unlock(user: User) -> None:
+    """Forget the failed logins with `user`'s email, from every client network."""
+    db.session.execute(
+        sa.delete(LoginFailure).where(LoginFailure.account_key == _account_key(user.email))
+    )
+
+
+def _session_limits() -> tuple[timedelta, timedelta]:
+    config = current_app.config
+    return (
+        timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        timedelta(hours=config["SESSION_MAX_HOURS"]),
+    )
+
+
+def _token_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def start_session(user: User) -> None:
+    """Open a server-side session for `user`, whose id `user.get_id()` then gives for the
+    cookie. Call it after the password is checked, and again after it changes."""
+    idle, longest = _session_limits()
+    now = utcnow()
+    # Ended sessions are refused whether or not their rows remain; they are cleared here, on
+    # a request that writes anyway, rather than on page views.
+    db.session.execute(
+        sa.delete(StaffSession).where(
+            sa.or_(StaffSession.last_seen_at < now - idle, StaffSession.created_at < now - longest)
+        )
+    )
+    session_id = secrets.token_urlsafe(32)
+    db.session.add(
+        StaffSession(
+            user=user, token_hash=_token_hash(session_id), created_at=now, last_seen_at=now
+        )
+    )
+    db.session.flush()
+    user.session_id = session_id
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The account signed in as `session_id`, or None when that session has ended: logged
+    out, replaced, idle for too long, too old, or its account disabled."""
+    staff_session = db.session.scalar(
+        sa.select(StaffSession).where(StaffSession.token_hash == _token_hash(session_id))
+    )
+    if staff_session is None or not staff_session.user.active:
+        return None
+    idle, longest = _session_limits()
+    now = utcnow()
+    if staff_session.last_seen_at <= now - idle or staff_session.created_at <= now - longest:
+        return None
+    g.staff_session = staff_session
+    staff_session.user.session_id = session_id
+    return staff_session.user
+
+
+def note_session_activity() -> bool:
+    """Move the current session's last request forward if it was stored over a minute ago;
+    True when that needs a commit."""
+    staff_session: StaffSession | None = g.get("staff_session")
+    if staff_session is None:
+        return False
+    now = utcnow()
+    if now - staff_session.last_seen_at < SEEN_WRITE_INTERVAL:
+        return False
+    staff_session.last_seen_at = now
+    return True
+
+
+def end_session(user: User) -> None:
+    """Log out: the session `user` was loaded for ends, and every copy of its cookie with it."""
+    if user.session_id is not None:
+        db.session.execute(
+            sa.delete(StaffSession).where(StaffSession.token_hash == _token_hash(user.session_id))
+        )
+        user.session_id = None
+
+
+def end_all_sessions(user: User) -> None:
+    db.session.execute(sa.delete(StaffSession).where(StaffSession.user_id == user.id))
+
+
 def change_password(user: User, current: str, new: str) -> None:
+    """Change one's own password: every session ends, and this one starts again afresh (so a
+    copy of its cookie taken before the change is worthless too)."""
     if not check_password_hash(user.password_hash, current or ""):
         raise ValidationFailed("current_password", "The current password is incorrect.")
     set_password(user, new)
+    start_session(user)
 
 
 def set_password(user: User, new: str) -> None:
     _check_password_strength(new)
     user.password_hash = generate_password_hash(new)
-    user.session_token = secrets.token_urlsafe(32)  # signs out every other session
+    end_all_sessions(user)
 
 
 def set_role(user: User, role: Role) -> None:
@@ -119,13 +277,11 @@ def disable_user(user: User) -> None:
     if user.role is Role.ADMIN:
         _keep_an_admin(user)
     user.active = False
-    user.session_token = secrets.token_urlsafe(32)
+    end_all_sessions(user)
 
 
 def enable_user(user: User) -> None:
     user.active = True
-    user.locked_until = None
-    user.failed_logins = 0
 
 
 def _keep_an_admin(leaving: User) -> None:

@@ -52,6 +52,7 @@ def login() -> Response | str | tuple[str, int]:
             form.form_errors.append(refused.message)
             status = refused.status if refused.status != 200 else 400
         else:
+            services.start_session(user)
             login_user(user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
@@ -63,6 +64,9 @@ def login() -> Response | str | tuple[str, int]:
 @bp.post("/logout")
 @public
 def logout() -> Response:
+    if current_user.is_authenticated:
+        services.end_session(current_user)
+        db.session.commit()
     logout_user()
     flash("You are logged out.", "success")
     return redirect(url_for("auth.login"))
@@ -71,15 +75,16 @@ def logout() -> Response:
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password() -> Response | str | tuple[str, int]:
     form = ChangePasswordForm()
+    user = current_user._get_current_object()
     if form.validate_on_submit():
         try:
-            services.change_password(current_user, form.current_password.data, form.password.data)
-            record("user.password_changed", "user", current_user.id, "Changed own password")
+            services.change_password(user, form.current_password.data, form.password.data)
+            record("user.password_changed", "user", user.id, "Changed own password")
             db.session.commit()
         except ValidationFailed as error:
             _field_error(form, error)
         else:
-            login_user(current_user)  # the session token rotated: keep this session signed in
+            login_user(user)  # the cookie gets this browser's new session
             flash("Your password is changed. Other sessions are signed out.", "success")
             return redirect(url_for("dashboard.index"))
     status = 400 if form.is_submitted() else 200
@@ -89,9 +94,17 @@ def change_password() -> Response | str | tuple[str, int]:
 @bp.get("/users")
 @requires(Role.ADMIN)
 def users() -> str:
+    return _users_page(NewUserForm())
+
+
+def _users_page(new_user: NewUserForm) -> str:
     accounts = db.session.scalars(sa.select(User).order_by(User.email)).all()
     return render_template(
-        "auth/users.html", users=accounts, new_user=NewUserForm(), role_form=RoleForm()
+        "auth/users.html",
+        users=accounts,
+        locked=services.locked_accounts(accounts),
+        new_user=new_user,
+        role_form=RoleForm(),
     )
 
 
@@ -109,10 +122,7 @@ def create_user() -> Response | tuple[str, int]:
         else:
             flash(f"Account {user.email} created.", "success")
             return redirect(url_for("auth.users"))
-    accounts = db.session.scalars(sa.select(User).order_by(User.email)).all()
-    return render_template(
-        "auth/users.html", users=accounts, new_user=form, role_form=RoleForm()
-    ), 400
+    return _users_page(form), 400
 
 
 def _user_action(user_id: int, change, action: str, summary: str) -> Response:
@@ -163,3 +173,9 @@ def disable(user_id: int) -> Response:
 @requires(Role.ADMIN)
 def enable(user_id: int) -> Response:
     return _user_action(user_id, services.enable_user, "user.enabled", "Enabled")
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@requires(Role.ADMIN)
+def unlock(user_id: int) -> Response:
+    return _user_action(user_id, services.unlock, "user.unlocked", "Lifted the login lock of")
