@@ -1,7 +1,7 @@
 """Staff sessions on the server and login failures per account and client
 
 Revision ID: 331dcf6d6696
-Revises: 5d7e2a91c4b8
+Revises: 597d3d540f93
 Create Date: 2026-12-03 11:54:13.350659
 
 Logins become rows in staff_sessions (the cookie holds a random id, the table its hash), so
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '331dcf6d6696'
-down_revision = '5d7e2a91c4b8'
+down_revision = '597d3d540f93'
 branch_labels = None
 depends_on = None
 
