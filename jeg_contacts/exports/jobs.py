@@ -409,6 +409,7 @@ class _Runner:
         self.lock = lock
         self.expected = expected
         self.importer: Importer | None = None
+        self.committed = False
         self.stopping = threading.Event()
         # Found now: the heartbeat, and the end of the job, run outside any app context.
         self.job_path = _job_path(upload)
@@ -428,7 +429,9 @@ class _Runner:
         finally:
             self.stopping.set()
             beat.join()
-            if self.job.running:
+            if self.job.running and self.committed:
+                self.job.state = State.DONE
+            elif self.job.running:
                 self.job.state = State.FAILED
                 self.job.error = "It stopped unexpectedly; nothing was written to the database."
             self.job.finished_at = self.job.heartbeat = utcnow().isoformat()
@@ -514,8 +517,9 @@ class _Runner:
                 "An unexpected error stopped it; the administrators can find it in the log.",
             )
             return
-        if writes:
-            job.state = State.DONE  # committed, whatever happens to the notes below
+        # Committed: done whatever happens to the notes below (see run()). The state itself
+        # changes only once they are written, or a poll could find it done with no result yet.
+        self.committed = writes
         report_path.replace(upload.report_path)
         if writes:
             upload.save_result(
