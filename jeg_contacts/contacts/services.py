@@ -219,6 +219,22 @@ def clean_line(field: str, value: str | None, *, max_length: int, required: bool
     return text
 
 
+# Staff's statement of why someone agreed to be contacted, when staff make them active without
+# their own confirmation (an import, the back office's add form); kept in the consent log.
+BASIS_MAX_CHARS = 500
+
+
+def consent_basis(raw: str | None, *, needed: str, field: str = "basis") -> str:
+    """Staff's statement of why someone agreed to be contacted, on one line (line breaks become
+    spaces); ValidationFailed(field, needed) when it says nothing, and the single-line rule's
+    errors when it is not one line of at most BASIS_MAX_CHARS characters."""
+    basis = " ".join((raw or "").split())
+    # Spaces, marks or invisible characters alone state nothing.
+    if not any(character.isalnum() for character in basis):
+        raise ValidationFailed(field, needed)
+    return clean_line(field, basis, max_length=BASIS_MAX_CHARS)
+
+
 def clean_person_name(field: str, value: str | None, *, required: bool = True) -> str:
     text = clean_line(field, value, max_length=100, required=required)
     if "<" in text or ">" in text:
