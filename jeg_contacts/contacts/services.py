@@ -417,13 +417,20 @@ def new_link_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+# Events staff record about someone rather than the person's own acts: they saw no privacy
+# notice, so none is recorded with these.
+STAFF_CONSENT_ACTIONS = frozenset({ConsentAction.IMPORTED, ConsentAction.ADDED_BY_STAFF})
+
+
 def record_consent(
     contact: Contact, action: ConsentAction, source: str, detail: str | None = None
 ) -> ConsentEvent:
+    """Add an event to the contact's consent log, under the current privacy notice when it is
+    the person's own act."""
     event = ConsentEvent(
         contact=contact,
         action=action,
-        wording_version=PRIVACY_NOTICE_VERSION,
+        wording_version=None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
         source=source,
         detail=detail,
     )
