@@ -543,6 +543,19 @@ def _erase_from_delivery_replies(contact_id: int, addresses: Iterable[str]) -> N
             )
 
 
+# In a staff consent event's detail ("basis: <statement>; status: ...; topics: ...; language:
+# ..."), the statement: everything before the generated tail, whatever the statement holds.
+_STATEMENT_IN_DETAIL = re.compile(r"^basis: .*(?=; status: \w+; topics: [^;]*; language: \w*$)")
+
+
+def _erase_consent_statements(contact: Contact) -> None:
+    """Blank what staff wrote about the contact in their consent log: free text about one
+    person, which may name them. Who added them, how, and with what status stay."""
+    for event in contact.consent_events:
+        if event.action in STAFF_CONSENT_ACTIONS and event.detail:
+            event.detail = _STATEMENT_IN_DETAIL.sub("basis: (erased)", event.detail)
+
+
 def erase_contact(contact: Contact, source: str) -> None:
     """Remove a contact's personal data for good, keeping only a hash of the address; what the
     audit log and mail servers' replies quote of it is blanked in the same transaction, and
@@ -553,6 +566,7 @@ def erase_contact(contact: Contact, source: str) -> None:
     # Before the values are cleared: they are what to look for.
     addresses = _erase_from_audit_log(contact)
     _erase_from_delivery_replies(contact.id, addresses)
+    _erase_consent_statements(contact)
     if contact.email and not is_erased_address(contact.email):
         db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
     # Details proposed by sign-ups and waiting for this address's confirmation are theirs too.

@@ -199,3 +199,33 @@ def test_a_statement_given_with_pending_is_not_recorded(app, editor_client):
     assert "basis" not in entry.changes
     assert len(outbox_messages(app)) == 1
 
+
+def test_erasure_removes_what_staff_wrote_about_the_person(app, editor_client, admin_client):
+    """The statement is free text about one person and may name them; once they are erased, it
+    goes with the rest of their data. That staff added them, and the status, stay."""
+    statement = "Aigerim Nurlanovna asked us at the workshop (aigerim@example.org)."
+    assert add(editor_client, app, status="active", basis=statement).status_code == 302
+    with app.app_context():
+        contact_id = db.session.scalar(sa.select(Contact.id))
+    url = f"/admin/contacts/{contact_id}/erase"
+    response = admin_client.post(
+        url, data={"csrf_token": csrf_token(admin_client, url), "confirm": "y"}
+    )
+    assert response.status_code == 302
+
+    with app.app_context():
+        every_row = "\n".join(
+            str(row)
+            for table in db.metadata.sorted_tables
+            for row in db.session.execute(sa.select(table))
+        )
+        events = db.session.execute(
+            sa.select(ConsentEvent.action, ConsentEvent.source, ConsentEvent.detail)
+        ).all()
+    for trace in ("Aigerim", "Nurlanovna", "aigerim@"):
+        assert trace not in every_row
+    assert [(action.value, source) for action, source, _detail in events] == [
+        ("added_by_staff", "added by editor@unece.test"),
+        ("erase", events[1][1]),
+    ]
+    assert events[0][2].startswith("basis: (erased); status: active; ")
