@@ -14,7 +14,7 @@ from flask.testing import FlaskCliRunner
 from flask_migrate import downgrade, upgrade
 
 from jeg_contacts import create_app
-from jeg_contacts.contacts.models import Topic
+from jeg_contacts.contacts.models import ConsentAction, ConsentEvent, Contact, Topic
 from jeg_contacts.extensions import db
 
 
@@ -73,6 +73,22 @@ def test_migrations_downgrade_to_base_and_upgrade_again(migrated_app: Flask) -> 
     upgrade()
     assert {"contacts", "organisations", "topics"} <= table_names()
     assert schema_differences() == []
+
+
+def test_the_migrated_consent_log_accepts_every_consent_action(migrated_app: Flask) -> None:
+    """The schema comparison does not look into CHECK constraints: a new action without its
+    migration would only fail when first written, in production."""
+    contact = Contact(given_name="Ana", family_name="Silva", link_secret="x")
+    db.session.add(contact)
+    db.session.flush()
+    db.session.add_all(
+        ConsentEvent(contact_id=contact.id, action=action, source="test")
+        for action in ConsentAction
+    )
+    db.session.commit()
+
+    stored = db.session.scalars(sa.select(ConsentEvent.action).order_by(ConsentEvent.id))
+    assert list(stored) == list(ConsentAction)
 
 
 def test_migration_environment_uses_no_deprecated_api(tmp_path: Path) -> None:

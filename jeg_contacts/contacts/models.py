@@ -76,6 +76,25 @@ class ConsentAction(StrEnum):
     ERASE = "erase"
     # Added by staff from a list: what they said about why the people agreed to be contacted.
     IMPORTED = "imported"
+    # Added by staff by hand, the same way: the person neither signed up nor saw the notice.
+    ADDED_BY_STAFF = "added_by_staff"
+
+    @property
+    def label(self) -> str:
+        return CONSENT_ACTION_LABELS[self]
+
+
+# How the back office (English only) names each event in a contact's consent log.
+CONSENT_ACTION_LABELS = {
+    ConsentAction.SIGNUP: "Signed up",
+    ConsentAction.CONFIRM: "Confirmed",
+    ConsentAction.PREFERENCES_CHANGED: "Changed preferences",
+    ConsentAction.RESUBSCRIBE: "Resubscribed",
+    ConsentAction.UNSUBSCRIBE: "Unsubscribed",
+    ConsentAction.ERASE: "Erased",
+    ConsentAction.IMPORTED: "Imported by staff",
+    ConsentAction.ADDED_BY_STAFF: "Added by staff",
+}
 
 
 class Organisation(db.Model):
@@ -193,7 +212,8 @@ class ConsentEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     action: Mapped[ConsentAction] = mapped_column(db_enum(ConsentAction, "consent_action"))
     # Version of the privacy notice the person saw when they acted; None when the event is
-    # not their act (an import by staff), so the log never claims they agreed to a notice.
+    # not their act (an import or an addition by staff), so the log never claims they agreed
+    # to a notice.
     wording_version: Mapped[str | None] = mapped_column(sa.String(20))
     source: Mapped[str] = mapped_column(sa.String(200))
     detail: Mapped[str | None] = mapped_column(sa.Text)

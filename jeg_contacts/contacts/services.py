@@ -219,6 +219,22 @@ def clean_line(field: str, value: str | None, *, max_length: int, required: bool
     return text
 
 
+# Staff's statement of why someone agreed to be contacted, when staff make them active without
+# their own confirmation (an import, the back office's add form); kept in the consent log.
+BASIS_MAX_CHARS = 500
+
+
+def consent_basis(raw: str | None, *, needed: str, field: str = "basis") -> str:
+    """Staff's statement of why someone agreed to be contacted, on one line (line breaks become
+    spaces); ValidationFailed(field, needed) when it says nothing, and the single-line rule's
+    errors when it is not one line of at most BASIS_MAX_CHARS characters."""
+    basis = " ".join((raw or "").split())
+    # Spaces, marks or invisible characters alone state nothing.
+    if not any(character.isalnum() for character in basis):
+        raise ValidationFailed(field, needed)
+    return clean_line(field, basis, max_length=BASIS_MAX_CHARS)
+
+
 def clean_person_name(field: str, value: str | None, *, required: bool = True) -> str:
     text = clean_line(field, value, max_length=100, required=required)
     if "<" in text or ">" in text:
@@ -401,13 +417,20 @@ def new_link_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+# Events staff record about someone rather than the person's own acts: they saw no privacy
+# notice, so none is recorded with these.
+STAFF_CONSENT_ACTIONS = frozenset({ConsentAction.IMPORTED, ConsentAction.ADDED_BY_STAFF})
+
+
 def record_consent(
     contact: Contact, action: ConsentAction, source: str, detail: str | None = None
 ) -> ConsentEvent:
+    """Add an event to the contact's consent log, under the current privacy notice when it is
+    the person's own act."""
     event = ConsentEvent(
         contact=contact,
         action=action,
-        wording_version=PRIVACY_NOTICE_VERSION,
+        wording_version=None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
         source=source,
         detail=detail,
     )
@@ -520,6 +543,19 @@ def _erase_from_delivery_replies(contact_id: int, addresses: Iterable[str]) -> N
             )
 
 
+# In a staff consent event's detail ("basis: <statement>; status: ...; topics: ...; language:
+# ..."), the statement: everything before the generated tail, whatever the statement holds.
+_STATEMENT_IN_DETAIL = re.compile(r"^basis: .*(?=; status: \w+; topics: [^;]*; language: \w*$)")
+
+
+def _erase_consent_statements(contact: Contact) -> None:
+    """Blank what staff wrote about the contact in their consent log: free text about one
+    person, which may name them. Who added them, how, and with what status stay."""
+    for event in contact.consent_events:
+        if event.action in STAFF_CONSENT_ACTIONS and event.detail:
+            event.detail = _STATEMENT_IN_DETAIL.sub("basis: (erased)", event.detail)
+
+
 def erase_contact(contact: Contact, source: str) -> None:
     """Remove a contact's personal data for good, keeping only a hash of the address; what the
     audit log and mail servers' replies quote of it is blanked in the same transaction, and
@@ -530,6 +566,7 @@ def erase_contact(contact: Contact, source: str) -> None:
     # Before the values are cleared: they are what to look for.
     addresses = _erase_from_audit_log(contact)
     _erase_from_delivery_replies(contact.id, addresses)
+    _erase_consent_statements(contact)
     if contact.email and not is_erased_address(contact.email):
         db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
     # Details proposed by sign-ups and waiting for this address's confirmation are theirs too.

@@ -1,12 +1,20 @@
 """Shapes of the directory's forms; the rules live in directory.services and contacts.services."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, RadioField, SelectChoice, SelectField
+from wtforms import (
+    EmailField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.contacts.models import ContactStatus
-from jeg_contacts.directory.services import STAFF_STATUSES, BulkAction
+from jeg_contacts.contacts.services import BASIS_MAX_CHARS
+from jeg_contacts.directory.services import NEW_CONTACT_STATUSES, STAFF_STATUSES, BulkAction
 from jeg_contacts.signup.forms import ProfileForm, single_line
 
 STATUS_LABELS = {
@@ -44,6 +52,31 @@ class ContactForm(ProfileForm):
         self.country.label.text = "Country of the person (optional)"
         self.language.label.text = "Language of emails"
         self.topics.label.text = "Topics"
+
+
+class NewContactForm(ContactForm):
+    """The add form: pending unless staff choose active and say why the person agreed."""
+
+    # Checked by the service with the shared rule (contacts.services.consent_basis).
+    basis = TextAreaField(
+        "Why this person agreed to be contacted (to add them as active)",
+        render_kw={"rows": 2, "maxlength": BASIS_MAX_CHARS},
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, statuses=NEW_CONTACT_STATUSES, **kwargs)
+        self.status.choices = [
+            SelectChoice(
+                ContactStatus.PENDING.value,
+                "Pending: they are emailed the usual confirmation link and receive nothing "
+                "until they confirm",
+            ),
+            SelectChoice(
+                ContactStatus.ACTIVE.value,
+                "Active, because they agreed to be contacted: they receive what they chose "
+                "from now on, without a confirmation email",
+            ),
+        ]
 
 
 class StatusForm(FlaskForm):

@@ -31,6 +31,7 @@ from jeg_contacts.contacts.services import (
     PRIVACY_NOTICE_VERSION,
     ProfileData,
     apply_profile,
+    consent_basis,
     describe_subscription,
     email_key,
     is_erased_address,
@@ -53,7 +54,13 @@ BULK_SLICE = 500
 # Statuses the secretariat may set by hand; "pending" only comes from a sign-up and "erased"
 # only from the contact's own request.
 STAFF_STATUSES = (ContactStatus.ACTIVE, ContactStatus.UNSUBSCRIBED, ContactStatus.BOUNCED)
-NEW_CONTACT_STATUSES = (ContactStatus.ACTIVE, ContactStatus.PENDING)
+# Someone added by hand confirms by email, unless staff say why they agreed to be contacted.
+NEW_CONTACT_STATUSES = (ContactStatus.PENDING, ContactStatus.ACTIVE)
+BASIS_NEEDED = (
+    "Say why this person agreed to be contacted (for example: “they asked for JEG news at the "
+    "2025 workshop”). It is kept in their consent log; without it, add them as pending, so "
+    "that they confirm by email."
+)
 
 
 # --- Finding contacts ---------------------------------------------------------------------
@@ -349,7 +356,7 @@ class ContactData(ProfileData):
     """What the secretariat states about a contact: the sign-up fields, email and status."""
 
     email: str = ""
-    status: str = ContactStatus.ACTIVE.value
+    status: str = ContactStatus.PENDING.value
 
 
 def secretariat_source(staff_email: str) -> str:
@@ -358,7 +365,8 @@ def secretariat_source(staff_email: str) -> str:
 
 
 def added_by_source(staff_email: str) -> str:
-    return f"added by secretariat ({staff_email})"[:200]
+    """How the consent event of a contact added by a staff member is recorded."""
+    return f"added by {staff_email}"[:200]
 
 
 def audit_snapshot(contact: Contact) -> dict[str, Any]:
@@ -448,10 +456,13 @@ def _check_version(contact: Contact, expected_version: int | None) -> None:
         raise ContactChanged()
 
 
-def add_contact(data: ContactData, staff_email: str) -> Contact:
-    """Add a contact on someone's behalf; a pending one gets the usual confirmation email."""
+def add_contact(data: ContactData, staff_email: str, *, basis: str = "") -> Contact:
+    """Add a contact on someone's behalf: pending, they get the usual confirmation email;
+    active, `basis` must say why they agreed to be contacted (ValidationFailed on "basis")."""
     email = _available_email(data.email)
     status = _chosen_status(data.status, NEW_CONTACT_STATUSES)
+    # Kept only for an active contact: a pending one will confirm by their own act.
+    basis = consent_basis(basis, needed=BASIS_NEEDED) if status is ContactStatus.ACTIVE else ""
     contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
     apply_profile(contact, data)
     contact.status = status
@@ -459,16 +470,25 @@ def add_contact(data: ContactData, staff_email: str) -> Contact:
         contact.confirmed_at = utcnow()
     db.session.add(contact)
     db.session.flush()
-    source = added_by_source(staff_email)
-    record_consent(contact, ConsentAction.SIGNUP, source, describe_subscription(contact))
-    if status is ContactStatus.ACTIVE:
-        record_consent(contact, ConsentAction.CONFIRM, source, describe_subscription(contact))
+    # One event: who added them, and on what basis. Nothing that reads as their own sign-up
+    # or confirmation, and no privacy notice: they saw none. A pending contact's
+    # confirmation, if it comes, is recorded then.
+    statement = f"basis: {basis}; " if basis else ""
+    record_consent(
+        contact,
+        ConsentAction.ADDED_BY_STAFF,
+        added_by_source(staff_email),
+        f"{statement}status: {status.value}; {describe_subscription(contact)}",
+    )
+    changes = changes_between({}, audit_snapshot(contact))
+    if basis:
+        changes["basis"] = [None, basis]
     record(
         "contact.created",
         "contact",
         contact.id,
         f"Added {contact.full_name} as {status.value}",
-        changes_between({}, audit_snapshot(contact)),
+        changes,
     )
     if status is ContactStatus.PENDING:
         send_confirmation(contact)

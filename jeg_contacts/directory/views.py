@@ -14,7 +14,7 @@ from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
 from jeg_contacts.contacts.services import profile_values
 from jeg_contacts.countries import country_choices, country_groups
 from jeg_contacts.directory import services
-from jeg_contacts.directory.forms import BulkForm, ContactForm, StatusForm
+from jeg_contacts.directory.forms import BulkForm, ContactForm, NewContactForm, StatusForm
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.pagination import requested_page
@@ -270,14 +270,18 @@ def edit_contact(contact_id: int) -> Response | tuple[str, int]:
 @bp.route("/contacts/new", methods=["GET", "POST"])
 @requires(Role.EDITOR)
 def new_contact() -> Response | tuple[str, int]:
-    form = ContactForm(statuses=services.NEW_CONTACT_STATUSES)
+    form = NewContactForm()
     if not form.is_submitted():
         form.language.data = "en"
+        # Only the person's own confirmation makes them active, unless staff choose otherwise.
+        form.status.data = ContactStatus.PENDING.value
         return _render_contact_form(form, None)
     if not form.validate():
         return _not_saved(form, None)
     try:
-        contact = services.add_contact(_contact_data(form), current_user.email)
+        contact = services.add_contact(
+            _contact_data(form), current_user.email, basis=form.basis.data or ""
+        )
         db.session.commit()
     except (ValidationFailed, IntegrityError) as error:
         return _not_saved(form, None, error)

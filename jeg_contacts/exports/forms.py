@@ -15,7 +15,8 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.contacts.models import StakeholderType, Topic
-from jeg_contacts.exports.imports import BASIS_MAX_CHARS, Outcome
+from jeg_contacts.contacts.services import BASIS_MAX_CHARS
+from jeg_contacts.exports.imports import Outcome
 from jeg_contacts.exports.reading import DELIMITERS, ENCODINGS
 from jeg_contacts.i18n import LANGUAGE_NAMES
 

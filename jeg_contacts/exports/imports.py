@@ -35,7 +35,7 @@ from jeg_contacts.contacts.models import (
 )
 from jeg_contacts.contacts.services import (
     EmailNormaliser,
-    clean_line,
+    consent_basis,
     describe_subscription,
     email_hash,
     email_key,
@@ -123,7 +123,6 @@ class TooManyPending(Exception):
         self.message = str(self)
 
 
-BASIS_MAX_CHARS = 500
 BASIS_NEEDED = (
     "Say why the people on this list agreed to be contacted (for example: “they asked for JEG "
     "news at the 2025 workshop”). It is kept in each new contact's consent log; without it, "
@@ -136,10 +135,7 @@ def import_basis(settings: ImportSettings) -> str:
     import as active needs one (ValidationFailed on "basis"), a pending one keeps none."""
     if settings.status is not ContactStatus.ACTIVE:
         return ""
-    basis = " ".join((settings.basis or "").split())
-    if not basis:
-        raise ValidationFailed("basis", BASIS_NEEDED)
-    return clean_line("basis", basis, max_length=BASIS_MAX_CHARS)
+    return consent_basis(settings.basis, needed=BASIS_NEEDED)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def make_contact(
                 status="active",
             ),
             "setup@example.org",
+            basis="Made for the test.",
         )
         if status == "erased":
             erase_contact(contact, "test")

@@ -270,8 +270,14 @@ def test_archived_topics_survive_an_edit(app, editor_client, ana):
 # --- Adding -------------------------------------------------------------------------------
 
 
-def test_adding_an_active_contact_records_who_added_them(app, editor_client):
-    response = post_new(app, editor_client, email="new.person@example.org", status="active")
+def test_adding_an_active_contact_records_who_added_them_and_why(app, editor_client):
+    response = post_new(
+        app,
+        editor_client,
+        email="new.person@example.org",
+        status="active",
+        basis="Asked us by phone to receive the newsletter.",
+    )
 
     assert response.status_code == 302
     with app.app_context():
@@ -281,13 +287,20 @@ def test_adding_an_active_contact_records_who_added_them(app, editor_client):
     contact = load_contact(app, contact_id)
     assert contact.status is ContactStatus.ACTIVE
     assert contact.confirmed_at is not None
-    assert [(event.action, event.source) for event in contact.consent_events] == [
-        (ConsentAction.SIGNUP, "added by secretariat (editor@unece.test)"),
-        (ConsentAction.CONFIRM, "added by secretariat (editor@unece.test)"),
-    ]
+    [event] = contact.consent_events
+    assert (event.action, event.source, event.wording_version) == (
+        ConsentAction.ADDED_BY_STAFF,
+        "added by editor@unece.test",
+        None,
+    )
+    assert event.detail == (
+        "basis: Asked us by phone to receive the newsletter.; status: active; "
+        "topics: pipelines; language: en"
+    )
     [entry] = audit_entries(app, action="contact.created")
     assert entry.entity_id == contact_id
     assert entry.changes["email"] == [None, "new.person@example.org"]
+    assert entry.changes["basis"] == [None, "Asked us by phone to receive the newsletter."]
     assert outbox_messages(app) == []
 
 
@@ -306,7 +319,7 @@ def test_adding_a_pending_contact_sends_the_usual_confirmation(app, editor_clien
         )
         assert contact.status is ContactStatus.ACTIVE
         assert [event.action for event in contact.consent_events] == [
-            ConsentAction.SIGNUP,
+            ConsentAction.ADDED_BY_STAFF,
             ConsentAction.CONFIRM,
         ]
 
@@ -457,7 +470,9 @@ def test_address_taken_between_the_check_and_the_commit_is_refused(
 
     monkeypatch.setattr(services, service, racing)
     if service == "add_contact":
-        response = post_new(app, editor_client, email="taken@example.org")
+        response = post_new(
+            app, editor_client, email="taken@example.org", basis="Asked us to add them."
+        )
     else:
         response = post_edit(app, editor_client, ana, email="taken@example.org")
 
