@@ -18,7 +18,7 @@ from jeg_contacts.contacts.models import ContactStatus, StakeholderType, Topic
 from jeg_contacts.countries import iso_codes
 from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.exports import services
+from jeg_contacts.exports import limits, services
 from jeg_contacts.exports.imports import (
     Actor,
     Importer,
@@ -295,7 +295,13 @@ def import_command(
                 "import them as pending: each is emailed a confirmation link."
             ) from None
         try:
-            table = open_table(file, encoding=encoding, delimiter=IMPORT_DELIMITERS[delimiter])
+            table = open_table(
+                file,
+                encoding=encoding,
+                delimiter=IMPORT_DELIMITERS[delimiter],
+                max_rows=limits.max_rows(),
+                unpack_limits=limits.unpack_limits(),
+            )
         except UnreadableFile as error:
             raise click.ClickException(f"Cannot import {file}: {error.message}") from None
         actor = Actor(None, "the command line")

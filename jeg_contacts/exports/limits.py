@@ -1,9 +1,11 @@
 """The import limits, read from the configuration in one place (config.py sets them from the
-environment: IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, IMPORT_MAX_PENDING)."""
+environment: IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, IMPORT_MAX_PENDING, IMPORT_MAX_UNPACKED_BYTES,
+IMPORT_MAX_UNPACK_RATIO)."""
 
 from flask import current_app
 
 from jeg_contacts.config import UPLOAD_ENVELOPE_BYTES
+from jeg_contacts.exports.xlsx import UnpackLimits
 
 
 def max_upload_bytes() -> int:
@@ -24,3 +26,11 @@ def max_rows() -> int:
 def max_pending() -> int:
     """The most contacts one import may email a confirmation link (imported as pending)."""
     return current_app.config["IMPORT_MAX_PENDING"]
+
+
+def unpack_limits() -> UnpackLimits:
+    """What reading one XLSX file may unpack, in the back office and on the command line."""
+    return UnpackLimits(
+        total=current_app.config["IMPORT_MAX_UNPACKED_BYTES"],
+        ratio=current_app.config["IMPORT_MAX_UNPACK_RATIO"],
+    )

@@ -2,7 +2,9 @@
 
 Everything a hostile or broken file can do ends in `UnreadableFile` with a message meant for
 the person who chose the file: what is wrong and what to do about it. Rows are read lazily,
-so a large file never sits in memory whole.
+so a large file never sits in memory whole, and what a file may cost is bounded: rows count
+towards the limit whether blank or not, one CSV record or XLSX row holds at most a megabyte
+of text, and a workbook unpacks within UnpackLimits (xlsx.py).
 """
 
 import codecs
@@ -14,8 +16,24 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, NamedTuple
 
-from jeg_contacts.exports.xlsx import DamagedWorkbook, Sheet, WorkbookReader
+from jeg_contacts.exports.xlsx import (
+    MAX_ROW_CHARS,
+    DamagedWorkbook,
+    DeclaresEntities,
+    NotAWorkbook,
+    PackedTooTightly,
+    RefusedWorkbook,
+    RowTooLarge,
+    RowTooWide,
+    Sheet,
+    TooManyParts,
+    UnpackLimits,
+    UnpacksTooLarge,
+    WorkbookReader,
+    column_letter,
+)
 
 ENCODINGS = {
     "auto": "Detect automatically",
@@ -43,6 +61,9 @@ CODEC_NAMES = {
 
 MAX_COLUMNS = 200
 MAX_HEADER_LENGTH = 100
+# Characters one CSV record may hold, quoted line breaks included; the csv module builds a
+# whole record in memory, a list item per field, before anything can look at it.
+MAX_RECORD_CHARS = MAX_ROW_CHARS
 _SAMPLE_BYTES = 64 * 1024
 _READ_CHUNK = 1024 * 1024
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -85,6 +106,8 @@ class Table:
     sheet: str | None = None
     row_count: int | None = None  # data rows, when known without reading the file again
     notes: list[str] = field(default_factory=list)
+    max_rows: int | None = None  # rows after the header, blank ones included
+    unpack_limits: UnpackLimits = field(default_factory=UnpackLimits)
 
     @property
     def description(self) -> str:
@@ -112,8 +135,12 @@ def open_table(
     delimiter: str = "auto",
     max_bytes: int | None = None,
     max_rows: int | None = None,
+    unpack_limits: UnpackLimits | None = None,
 ) -> Table:
-    """Check that `path` holds a table we can read, and how to read it."""
+    """Check that `path` holds a table we can read, and how to read it.
+
+    `max_rows` bounds the rows after the header, blank ones included (a million empty rows
+    cost as much to read as a million contacts); `unpack_limits` what a workbook may unpack."""
     try:
         size = path.stat().st_size
         with path.open("rb") as file:
@@ -128,7 +155,7 @@ def open_table(
             "once. Split it into smaller files, or save it as XLSX, which is smaller."
         )
     if head.startswith(_ZIP_MAGIC):
-        table = _open_xlsx(path)
+        table = _open_xlsx(path, max_rows, unpack_limits or UnpackLimits())
     elif head.startswith(_OLE_MAGIC):
         raise UnreadableFile(
             "This is an old Excel (.xls) file or a password-protected document. Open it in "
@@ -168,6 +195,33 @@ def _is_blank(cells: list[str]) -> bool:
     return not any(cell.strip() for cell in cells)
 
 
+def _too_many_rows(max_rows: int, blank_ones: bool) -> UnreadableFile:
+    if not blank_ones:
+        return UnreadableFile(
+            f"The file has more than {max_rows:,} contacts; split it into smaller files."
+        )
+    return UnreadableFile(
+        f"The file has more than {max_rows:,} rows, counting blank ones, and at most "
+        f"{max_rows:,} can be read from one file. Delete the empty rows (a spreadsheet may "
+        "have kept formatted rows far below the contacts), or split the file."
+    )
+
+
+class _RowCounter:
+    """Counts rows, blank or not, as they are read; UnreadableFile past `max_rows`."""
+
+    def __init__(self, max_rows: int | None) -> None:
+        self.max_rows = max_rows
+        self.rows = 0
+        self.blank = 0
+
+    def count(self, blank: bool) -> None:
+        self.rows += 1
+        self.blank += blank
+        if self.max_rows is not None and self.rows > self.max_rows:
+            raise _too_many_rows(self.max_rows, blank_ones=self.blank > 0)
+
+
 # --- CSV ----------------------------------------------------------------------------------
 
 
@@ -180,31 +234,36 @@ def _looks_binary(sample: bytes) -> bool:
     return controls > len(sample) * 0.02
 
 
-def _decodes(path: Path, codec: str) -> UnicodeDecodeError | None:
-    """None if the whole file decodes with `codec`, else the first error (offset in the file)."""
+class _BadByte(NamedTuple):
+    offset: int  # in the whole file
+    value: int
+
+
+def _decodes(path: Path, codec: str) -> _BadByte | None:
+    """None if the whole file decodes with `codec`, else the first byte it cannot decode."""
     decoder = codecs.getincrementaldecoder(codec)()
     offset = 0
     with path.open("rb") as file:
         while True:
             chunk = file.read(_READ_CHUNK)
+            # The error's offsets count from bytes the decoder held back from the last chunk.
+            held = len(decoder.getstate()[0])
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as error:
-                return UnicodeDecodeError(
-                    error.encoding,
-                    error.object,
-                    offset + error.start,
-                    offset + error.end,
-                    error.reason,
-                )
+                return _BadByte(offset - held + error.start, error.object[error.start])
             if not chunk:
                 return None
             offset += len(chunk)
 
 
 def _line_of(path: Path, offset: int) -> int:
+    lines = 1
     with path.open("rb") as file:
-        return file.read(offset).count(b"\n") + 1
+        while offset > 0 and (chunk := file.read(min(offset, _READ_CHUNK))):
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
 
 
 def _guess_single_byte(sample: bytes) -> str:
@@ -248,8 +307,8 @@ def _choose_codec(path: Path, head: bytes, encoding: str) -> str:
     if error is not None:
         name = CODEC_NAMES.get(encoding, ENCODINGS.get(encoding, encoding))
         raise UnreadableFile(
-            f"The file is not in {name}: the byte 0x{error.object[error.start]:02X} on line "
-            f"{_line_of(path, error.start)} is not valid there. Choose the file's encoding "
+            f"The file is not in {name}: the byte 0x{error.value:02X} on line "
+            f"{_line_of(path, error.offset):,} is not valid there. Choose the file's encoding "
             "(Windows-1251 for Cyrillic text saved by Excel, Latin-1 for Western European), "
             "or let it be detected automatically."
         )
@@ -279,13 +338,38 @@ def _sniff_delimiter(sample: str) -> str:
     return max(_CANDIDATE_DELIMITERS, key=score)
 
 
+class _RecordLines:
+    """The lines of a text file for csv.reader, refusing a record longer than
+    MAX_RECORD_CHARS before the csv module holds it (a huge line, or a file of delimiters)."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self.record_chars = 0  # set to 0 as each record begins
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self._text.readline(MAX_RECORD_CHARS + 1):
+            self.line += 1
+            self.record_chars += len(line)
+            if self.record_chars > MAX_RECORD_CHARS:
+                raise UnreadableFile(
+                    f"A row reaching line {self.line:,} is longer than {MAX_RECORD_CHARS:,} "
+                    "characters, so nothing can be imported from this file. Most often a "
+                    'quote (") opens a cell and is never closed, or the file is not a list of '
+                    "contacts at all."
+                )
+            yield line
+
+
 def _csv_reader(table: Table) -> Iterator[tuple[int, list[str]]]:
     """(row number, cells) for every record; csv errors become UnreadableFile."""
     with table.path.open(encoding=table.codec, newline="") as text:
-        reader = csv.reader(text, delimiter=table.delimiter or ",")
+        lines = _RecordLines(text)
+        reader = csv.reader(iter(lines), delimiter=table.delimiter or ",")
         number = 0
         while True:
             line = reader.line_num + 1
+            lines.record_chars = 0
             try:
                 cells = next(reader)
             except StopIteration:
@@ -318,20 +402,21 @@ def _open_csv(
     codec = _choose_codec(path, head, encoding)
     if delimiter == "auto":
         delimiter = _sniff_delimiter(head.decode(codec, errors="replace"))
-    table = Table(path, "csv", [], 0, codec=codec, delimiter=delimiter)
+    table = Table(path, "csv", [], 0, codec=codec, delimiter=delimiter, max_rows=max_rows)
     # Read the whole file once now, so a broken one is refused before anything is planned.
     data_rows = 0
+    counter = _RowCounter(max_rows)
     for number, cells in _csv_reader(table):
-        if _is_blank(cells):
-            continue
+        blank = _is_blank(cells)
         if not table.header:
+            if blank:
+                counter.count(blank)
+                continue
             table.header, table.header_number = _column_names(cells), number
+            counter = _RowCounter(max_rows)
             continue
-        data_rows += 1
-        if max_rows is not None and data_rows > max_rows:
-            raise UnreadableFile(
-                f"The file has more than {max_rows:,} contacts; split it into smaller files."
-            )
+        counter.count(blank)
+        data_rows += not blank
     if not table.header:
         raise UnreadableFile("The file is empty.")
     if not data_rows:
@@ -351,30 +436,72 @@ def _csv_rows(table: Table) -> Iterator[SourceRow]:
 # --- XLSX ---------------------------------------------------------------------------------
 
 
+_SAVE_AGAIN = "Open it in Excel and save it again, or save it as CSV UTF-8."
+
+
+def _refusal(error: RefusedWorkbook) -> str:
+    """What to tell the person whose workbook was refused (xlsx.py says why)."""
+    if isinstance(error, UnpacksTooLarge):
+        return (
+            f"The workbook unpacks to more than {megabytes(error.limit)}, the most that can be "
+            "read from one file. Save it as CSV UTF-8, which is read without unpacking, or "
+            "split it into smaller files."
+        )
+    if isinstance(error, PackedTooTightly):
+        return (
+            f"The workbook was not read: its part {error.part} unpacks to more than "
+            f"{error.limit} times its packed size, as no spreadsheet does but a “zip bomb” "
+            "does. If it really is a list of contacts, open it in Excel and save it again, or "
+            "save it as CSV UTF-8."
+        )
+    if isinstance(error, DeclaresEntities):
+        return (
+            f"The workbook was not read: its part {error.part} has a document type "
+            "declaration (DTD), which spreadsheet programs never write and which can be used "
+            f"to attack the server. {_SAVE_AGAIN}"
+        )
+    if isinstance(error, TooManyParts):
+        return (
+            f"The file is a ZIP archive of {error.count:,} parts, far more than a workbook has; "
+            "it was not read. Import a CSV or .xlsx file."
+        )
+    if isinstance(error, RowTooLarge):
+        return (
+            f"Row {error.number:,} holds more than {error.limit:,} characters of text, so "
+            "nothing can be imported from this file. Shorten or delete that row's cells."
+        )
+    if isinstance(error, RowTooWide):
+        return (
+            f"Row {error.number:,} has a value in column {column_letter(error.column)}, but "
+            f"at most {error.limit} columns (up to {column_letter(error.limit - 1)}) can be "
+            "read. Delete what is to the right of them, or copy only the contacts' columns into a "
+            "new sheet."
+        )
+    return f"The workbook was not read: {error}."
+
+
+_DAMAGED = "The file could not be opened as an Excel workbook (.xlsx): it may be damaged. "
+
+
 @contextmanager
-def _workbook(path: Path) -> Iterator[WorkbookReader]:
+def _workbook(path: Path, limits: UnpackLimits) -> Iterator[WorkbookReader]:
     """The workbook in `path`, open for reading; UnreadableFile if it is not one."""
     with path.open("rb") as file:
         try:
-            with zipfile.ZipFile(file) as archive:
-                names = set(archive.namelist())
-                if "mimetype" in names and b"opendocument" in archive.read("mimetype"):
-                    raise UnreadableFile(
-                        "This is an OpenDocument spreadsheet (.ods). Save it as an Excel "
-                        "workbook (.xlsx) or as CSV UTF-8 and import that."
-                    )
-                if "xl/workbook.xml" not in names:
-                    raise UnreadableFile(
-                        "This is a ZIP archive but not an Excel workbook. Import a CSV or "
-                        ".xlsx file."
-                    )
-            file.seek(0)
-            workbook = WorkbookReader(file)
-        except (zipfile.BadZipFile, DamagedWorkbook):
+            workbook = WorkbookReader(file, limits)
+        except NotAWorkbook as error:
+            if error.opendocument:
+                raise UnreadableFile(
+                    "This is an OpenDocument spreadsheet (.ods). Save it as an Excel "
+                    "workbook (.xlsx) or as CSV UTF-8 and import that."
+                ) from None
             raise UnreadableFile(
-                "The file could not be opened as an Excel workbook (.xlsx): it may be damaged. "
-                "Open it in Excel and save it again, or save it as CSV UTF-8."
+                "This is a ZIP archive but not an Excel workbook. Import a CSV or .xlsx file."
             ) from None
+        except RefusedWorkbook as error:
+            raise UnreadableFile(_refusal(error)) from None
+        except DamagedWorkbook:
+            raise UnreadableFile(_DAMAGED + _SAVE_AGAIN) from None
         try:
             yield workbook
         finally:
@@ -388,24 +515,30 @@ def _sheet(workbook: WorkbookReader, name: str | None) -> Sheet:
     return next((sheet for sheet in visible if sheet.name == name), visible[0])
 
 
+# A damaged sheet fails in the XML or ZIP layer with whatever they raise; every one of them
+# means the same to the person importing.
+_DAMAGE = (DamagedWorkbook, ET.ParseError, zipfile.BadZipFile, OSError, ValueError, IndexError,
+           EOFError)  # fmt: skip
+
+
 def _sheet_rows(table: Table) -> Iterator[tuple[int, list[str], frozenset[int]]]:
-    with _workbook(table.path) as workbook:
+    with _workbook(table.path, table.unpack_limits) as workbook:
         try:
-            yield from workbook.rows(_sheet(workbook, table.sheet))
-        # A damaged sheet fails in the XML or ZIP layer with whatever they raise; every one
-        # of them means the same to the person importing.
-        except (DamagedWorkbook, ET.ParseError, zipfile.BadZipFile, OSError, ValueError,
-                IndexError, EOFError):  # fmt: skip
+            yield from workbook.rows(_sheet(workbook, table.sheet), max_columns=MAX_COLUMNS)
+        except RefusedWorkbook as error:
+            raise UnreadableFile(_refusal(error)) from None
+        except _DAMAGE:
             raise UnreadableFile(
-                "Part of the workbook could not be read: it may be damaged. Open it in Excel "
-                "and save it again, or save it as CSV UTF-8."
+                "Part of the workbook could not be read: it may be damaged. " + _SAVE_AGAIN
             ) from None
 
 
-def _open_xlsx(path: Path) -> Table:
-    with _workbook(path) as workbook:
+def _open_xlsx(path: Path, max_rows: int | None, limits: UnpackLimits) -> Table:
+    with _workbook(path, limits) as workbook:
         sheet = _sheet(workbook, None)
-        table = Table(path, "xlsx", [], 0, sheet=sheet.name)
+        table = Table(
+            path, "xlsx", [], 0, sheet=sheet.name, max_rows=max_rows, unpack_limits=limits
+        )
         if len(workbook.sheets) > 1:
             others = len(workbook.sheets) - 1
             table.notes.append(
@@ -413,14 +546,26 @@ def _open_xlsx(path: Path) -> Table:
                 f"{others} other sheet{'s' if others > 1 else ''}."
             )
         try:
+            # Everything reading the sheet will unpack, unpacked once now without parsing:
+            # a zip bomb is refused here, in a fraction of a second, not rows into an import.
+            workbook.check_size(sheet)
+        except RefusedWorkbook as error:
+            raise UnreadableFile(_refusal(error)) from None
+        except _DAMAGE:
+            raise UnreadableFile(_DAMAGED + _SAVE_AGAIN) from None
+        try:
             max_row = workbook.dimension(sheet)
+        except RefusedWorkbook as error:
+            raise UnreadableFile(_refusal(error)) from None
         except (DamagedWorkbook, ET.ParseError, zipfile.BadZipFile, OSError):
             max_row = None
+    counter = _RowCounter(max_rows)
     with closing(_sheet_rows(table)) as rows:
         for number, cells, _formulas in rows:
             if not _is_blank(cells):
                 table.header, table.header_number = _column_names(_trim(cells)), number
                 break
+            counter.count(blank=True)
     if not table.header:
         raise UnreadableFile("The workbook's first sheet is empty.")
     if isinstance(max_row, int):
@@ -440,8 +585,17 @@ def _trim(cells: list[str]) -> list[str]:
 
 def _xlsx_rows(table: Table) -> Iterator[SourceRow]:
     seen = False
+    counter = _RowCounter(table.max_rows)
+    before = 0  # rows numbered up to the header's: the header and any blank ones above it
     for number, cells, formulas in _sheet_rows(table):
-        if number <= table.header_number or _is_blank(cells):
+        if number <= table.header_number:
+            before += 1
+            if before > table.header_number:  # numbers repeated: they cost rows all the same
+                counter.count(blank=True)
+            continue
+        blank = _is_blank(cells)
+        counter.count(blank)
+        if blank:
             continue
         seen = True
         yield SourceRow(number, _trim(cells), formulas)

@@ -119,6 +119,7 @@ class Upload:
             delimiter=self.delimiter,
             max_bytes=limits.max_upload_bytes(),
             max_rows=limits.max_rows(),
+            unpack_limits=limits.unpack_limits(),
         )
 
     def import_settings(self, header: list[str], suggested: list[str]) -> ImportSettings:

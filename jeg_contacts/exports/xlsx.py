@@ -7,14 +7,20 @@ ZIP entry, a row at a time, so memory stays constant and 100,000 rows take a few
 The result is checked with openpyxl, the reader, in the tests.
 """
 
+import os
 import re
+import struct
 import xml.etree.ElementTree as ET
 import zipfile
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -177,17 +183,103 @@ class SheetWriter:
 # --- Reading ------------------------------------------------------------------------------
 #
 # openpyxl reads a sheet at about 20 µs a cell here (45 s for 100,000 rows of 15 columns),
-# most of an import's minute. The sheet is read instead with the C XML parser, a row at a
-# time: the same values, several times faster.
+# most of an import's minute. The sheet is read instead with expat, behind defusedxml, a row
+# at a time: the same values, several times faster.
+#
+# An uploaded workbook is hostile until read. A small ZIP can unpack to gigabytes and its
+# directory can lie about sizes; XML can declare entities that expand a billion-fold or name
+# files on the server; a sheet can hold a million empty rows, or one row of a million cells.
+# So the bytes really unpacked are counted (in total, and against the packed bytes they came
+# from), DTDs are refused, one row's text and width are bounded, and nothing of a sheet is
+# kept but the row being read.
 
-_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
-# A sheet that unpacks to more than this is refused, whatever its packed size (zip bombs).
-MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
+_CHUNK = 64 * 1024
+# A part is judged on its ratio once it has unpacked this much: small parts such as styles
+# compress unevenly, and below this no part can cost anything.
+RATIO_FLOOR = 1024 * 1024
+# Text one row may hold in all (a shared string counts where it is used). A contact's row is
+# a few hundred characters; Excel allows 32,767 in one cell.
+MAX_ROW_CHARS = 1024 * 1024
+# Parts and directory size a workbook may have. zipfile reads the whole directory into memory,
+# an object per part, before anything else; a workbook has a few dozen parts.
+MAX_PARTS = 10_000
+MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
+# Sheets and relationships the workbook may list.
+MAX_SHEETS = 10_000
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_NO_FORMULAS: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """What reading a workbook may unpack: `total` bytes across the parts it reads, and no
+    part more than `ratio` times the packed bytes it came from."""
+
+    total: int = 128 * 1024 * 1024
+    ratio: int = 100
 
 
 class DamagedWorkbook(Exception):
     """The file is a ZIP archive but not a workbook we can read; the message says why."""
+
+
+class NotAWorkbook(Exception):
+    """A ZIP archive with no workbook in it: an OpenDocument spreadsheet, or anything else."""
+
+    def __init__(self, opendocument: bool) -> None:
+        super().__init__("an OpenDocument file" if opendocument else "no xl/workbook.xml")
+        self.opendocument = opendocument
+
+
+class RefusedWorkbook(Exception):
+    """The workbook may be sound, but reading it would cost more than the limits allow, or it
+    uses what no spreadsheet needs; each subclass says which."""
+
+
+class UnpacksTooLarge(RefusedWorkbook):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"unpacks to more than {limit} bytes")
+        self.limit = limit
+
+
+class PackedTooTightly(RefusedWorkbook):
+    def __init__(self, part: str, limit: int) -> None:
+        super().__init__(f"{part} unpacks to more than {limit} times its packed size")
+        self.part = part
+        self.limit = limit
+
+
+class DeclaresEntities(RefusedWorkbook):
+    """A part has a document type declaration (DTD): the way to entity expansion ("billion
+    laughs") and to external entities that read files or URLs."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(f"{part} has a document type declaration")
+        self.part = part
+
+
+class TooManyParts(RefusedWorkbook):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the archive lists {count} parts")
+        self.count = count
+
+
+class RowTooLarge(RefusedWorkbook):
+    def __init__(self, number: int, limit: int) -> None:
+        super().__init__(f"row {number} holds more than {limit} characters")
+        self.number = number
+        self.limit = limit
+
+
+class RowTooWide(RefusedWorkbook):
+    def __init__(self, number: int, column: int, limit: int) -> None:
+        super().__init__(f"row {number} has a value in column {column + 1}")
+        self.number = number
+        self.column = column
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -209,20 +301,6 @@ def _unescape(text: str) -> str:
     return _ESCAPED.sub(lambda match: chr(int(match[1], 16)), text) if "_x" in text else text
 
 
-def _text(element: ET.Element) -> str:
-    """The text of a string item or inline string: its t elements, phonetic runs left out."""
-    if len(element) == 1 and _local(element[0].tag) == "t":
-        return _unescape(element[0].text or "")  # the usual case, a single run of text
-    parts = []
-    for child in element:
-        tag = _local(child.tag)
-        if tag == "t":
-            parts.append(child.text or "")
-        elif tag == "r":
-            parts.extend(run.text or "" for run in child if _local(run.tag) == "t")
-    return _unescape("".join(parts))
-
-
 def _column_index(reference: str) -> int:
     """0 for A1, 27 for AB7."""
     letters = reference.rstrip("0123456789")
@@ -233,7 +311,7 @@ def _column_index(reference: str) -> int:
 @lru_cache(maxsize=1024)
 def _letters_index(reference: str) -> int:
     index = 0
-    for character in reference:
+    for character in reference[:8]:  # XFD is the last column; more letters are nonsense
         if not character.isalpha():
             break
         index = index * 26 + ord(character.upper()) - 64
@@ -249,173 +327,437 @@ def _number(text: str) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else text
 
 
-_PARSE_CHUNK = 64 * 1024
+def _check_directory(file: IO[bytes]) -> None:
+    """Refuse an archive whose directory lists more parts than a workbook has, from its end
+    record, before zipfile reads that directory into memory."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - 22 - 0xFFFF))  # the end record, then at most a 64 KB comment
+    tail = file.read()
+    file.seek(0)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        return  # not a ZIP archive: zipfile says so
+    parts, directory = struct.unpack("<HI", tail[at + 10 : at + 16])
+    zip64 = at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR
+    if zip64 and (parts == 0xFFFF or directory == 0xFFFFFFFF):
+        (offset,) = struct.unpack("<Q", tail[at - 12 : at - 4])
+        file.seek(offset)
+        record = file.read(56)
+        file.seek(0)
+        if record[:4] == _ZIP64_EOCD:
+            parts, directory = struct.unpack("<QQ", record[32:48])
+    if parts > MAX_PARTS or directory > MAX_DIRECTORY_BYTES:
+        raise TooManyParts(parts)
 
 
-class _RowCollector:
-    """XMLParser target that collects each row of a sheet as it ends.
+class _Parser(DefusedXMLParser):
+    """defusedxml's parser, DTDs forbidden as well as entities and external references, but
+    handing elements straight from expat to the target: `start(name, attributes)` and
+    `end(name)`, names as expat gives them ("namespace}local"). ElementTree's Python layer
+    in between, which rebuilds every name and attribute, took a third of a sheet's reading."""
 
-    The elements are built by the C TreeBuilder; only `end` runs Python code, once per
-    element. ET.iterparse runs its Python event generator twice per element (start and
-    end), which made it most of the time an XLSX import took. What stays of a row once
-    read is an empty element, some 100 bytes."""
+    def __init__(self, target: Any) -> None:
+        super().__init__(target=target, forbid_dtd=True)
+        self.parser.ordered_attributes = False  # attributes as a dict, built by expat
+        self.parser.StartElementHandler = target.start
+        if hasattr(target, "end"):
+            self.parser.EndElementHandler = target.end
+
+
+class _CountingFile:
+    """The file under the ZIP reader, counting the packed bytes read from it."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self.count += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+@dataclass
+class _Tally:
+    unpacked: int = 0
+
+
+class _Part:
+    """One part of the archive as it unpacks, refused as soon as it passes the limits. The
+    bytes really unpacked and the packed bytes really read are counted: the sizes the ZIP
+    directory declares may be lies."""
+
+    def __init__(
+        self, archive: zipfile.ZipFile, counter: _CountingFile, info: zipfile.ZipInfo,
+        limits: UnpackLimits, tally: _Tally,
+    ) -> None:  # fmt: skip
+        self.name = info.filename
+        self._source = archive.open(info)
+        self._counter = counter
+        self._packed_from = counter.count  # after the part's own header
+        self._limits = limits
+        self._tally = tally
+        self._unpacked = 0
+
+    def read(self, size: int) -> bytes:
+        data = self._source.read(size)
+        self._unpacked += len(data)
+        self._tally.unpacked += len(data)
+        if self._tally.unpacked > self._limits.total:
+            raise UnpacksTooLarge(self._limits.total)
+        if self._unpacked > RATIO_FLOOR and self._unpacked > self._limits.ratio * (
+            self._counter.count - self._packed_from
+        ):
+            raise PackedTooTightly(self.name, self._limits.ratio)
+        return data
+
+    def __enter__(self) -> "_Part":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._source.close()
+
+
+class _StringTable:
+    """The shared strings, packed into blocks of text with an offset per string: a Python
+    object per string (some 60 bytes) would let a table of tiny strings take several times
+    its unpacked size in memory."""
+
+    _BLOCK = 1024
 
     def __init__(self) -> None:
-        builder = ET.TreeBuilder()
-        self.start = builder.start
-        self.data = builder.data
-        self.close = builder.close
-        self._end = builder.end
-        self.finished: list[ET.Element] = []
+        self._blocks: list[str] = []
+        self._offsets: list[array[int]] = []
+        self._pending: list[str] = []
+        self._count = 0
 
-    def end(self, tag: str) -> ET.Element:
-        element = self._end(tag)
-        if _local(tag) == "row":
-            self.finished.append(element)
-        return element
+    def append(self, text: str) -> None:
+        self._pending.append(text)
+        self._count += 1
+        if len(self._pending) == self._BLOCK:
+            offsets = array("I", [0])
+            for item in self._pending:
+                offsets.append(offsets[-1] + len(item))
+            self._blocks.append("".join(self._pending))
+            self._offsets.append(offsets)
+            self._pending = []
+
+    def __getitem__(self, index: int) -> str:
+        if not 0 <= index < self._count:
+            raise DamagedWorkbook(f"a cell refers to shared string {index}, which is missing")
+        block, at = divmod(index, self._BLOCK)
+        if block == len(self._blocks):
+            return self._pending[at]
+        offsets = self._offsets[block]
+        return self._blocks[block][offsets[at] : offsets[at + 1]]
+
+
+class _Text:
+    """The text of the v, f or t element being read, within the row's allowance."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] | None = None  # None: no text is being read
+        self.chars = 0  # in the current row or string item
+        self.row = 0  # for the message
+
+    def data(self, text: str) -> None:
+        if self.parts is not None:
+            self.chars += len(text)
+            if self.chars > MAX_ROW_CHARS:
+                raise RowTooLarge(self.row, MAX_ROW_CHARS)
+            self.parts.append(text)
+
+    def take(self) -> str:
+        text = "".join(self.parts or ())
+        self.parts = None
+        return text
+
+
+class _SheetTarget:
+    """defusedxml parser target reading a sheet's rows as text cells. Only the row being
+    read is kept; finished rows wait in `rows` until taken."""
+
+    def __init__(self, strings: _StringTable, max_columns: int) -> None:
+        self.rows: list[tuple[int, list[str], frozenset[int]]] = []
+        self._strings = strings
+        self._max_columns = max_columns
+        self._text = _Text()
+        self.data = self._text.data
+        self._number = 0
+        self._cells: list[str] | None = None
+        self._formulas: list[int] = []
+        # The cell being read.
+        self._kind = "n"
+        self._column: int | None = None
+        self._value: str | None = None
+        self._formula: str | None = None
+        self._inline: list[str] | None = None
+        self._phonetic = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        local = _local(tag)
+        if local == "c":
+            self._kind = attrib.get("t", "n")
+            reference = attrib.get("r")
+            self._column = _column_index(reference) if reference else None
+            self._value = self._formula = self._inline = None
+        elif local == "v" or local == "f" or (local == "t" and not self._phonetic):
+            self._text.parts = []
+        elif local == "is":
+            self._inline = []
+        elif local == "row":
+            number = attrib.get("r")
+            self._number = int(number) if number else self._number + 1
+            self._cells, self._formulas = [], []
+            self._text.chars, self._text.row = 0, self._number
+        elif local == "rPh":
+            self._phonetic += 1
+
+    def end(self, tag: str) -> None:
+        local = _local(tag)
+        if local == "c":
+            self._end_cell()
+        elif local == "v":
+            self._value = self._text.take()
+        elif local == "t":
+            if self._text.parts is not None:
+                text = self._text.take()
+                if self._inline is not None:
+                    self._inline.append(text)
+        elif local == "f":
+            self._formula = "=" + self._text.take()
+        elif local == "row":
+            if self._cells is not None:
+                formulas = frozenset(self._formulas) if self._formulas else _NO_FORMULAS
+                self.rows.append((self._number, self._cells, formulas))
+            self._cells = None
+        elif local == "rPh":
+            self._phonetic -= 1
+
+    def _end_cell(self) -> None:
+        cells = self._cells
+        if cells is None:
+            return  # a cell outside any row
+        value = self._formula if self._formula is not None else self._cell_value()
+        column = len(cells) if self._column is None else self._column
+        if column >= self._max_columns:
+            if not value.strip():
+                return  # formatting beyond the columns read: nothing to keep
+            raise RowTooWide(self._number, column, self._max_columns)
+        if column > len(cells):
+            cells.extend([""] * (column - len(cells)))
+        if self._formula is not None:
+            self._formulas.append(len(cells))
+        cells.append(value)
+
+    def _cell_value(self) -> str:
+        if self._inline is not None:
+            return _unescape("".join(self._inline))
+        raw, kind = self._value, self._kind
+        if raw is None:
+            return ""
+        if kind == "s":
+            try:
+                text = self._strings[int(raw)]
+            except ValueError:
+                raise DamagedWorkbook(f"{raw!r} is not a shared string's number") from None
+            self._text.chars += len(text)
+            if self._text.chars > MAX_ROW_CHARS:
+                raise RowTooLarge(self._number, MAX_ROW_CHARS)
+            return text
+        if kind == "b":
+            return "TRUE" if raw == "1" else "FALSE"
+        if kind in ("str", "e", "d", "inlineStr"):
+            return _unescape(raw)
+        return _number(raw)
+
+
+class _StringsTarget:
+    """defusedxml parser target collecting the shared strings (phonetic runs left out)."""
+
+    def __init__(self, table: _StringTable) -> None:
+        self._table = table
+        self._text = _Text()
+        self.data = self._text.data
+        self._parts: list[str] = []
+        self._phonetic = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        local = _local(tag)
+        if local == "si":
+            self._parts = []
+            self._text.chars = 0
+        elif local == "t" and not self._phonetic:
+            self._text.parts = []
+        elif local == "rPh":
+            self._phonetic += 1
+
+    def end(self, tag: str) -> None:
+        local = _local(tag)
+        if local == "t":
+            if self._text.parts is not None:
+                self._parts.append(self._text.take())
+        elif local == "si":
+            self._table.append(_unescape("".join(self._parts)))
+        elif local == "rPh":
+            self._phonetic -= 1
+
+
+class _HeadTarget:
+    """defusedxml parser target noting what a sheet declares before its rows."""
+
+    def __init__(self) -> None:
+        self.dimension: str | None = None
+        self.reached_rows = False
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        local = _local(tag)
+        if local == "dimension":
+            self.dimension = attrib.get("ref", "")
+        elif local == "sheetData":
+            self.reached_rows = True
+
+
+class _ListTarget:
+    """defusedxml parser target collecting the attributes of every `tag` element."""
+
+    def __init__(self, tag: str) -> None:
+        self._tag = tag
+        self.found: list[dict[str, str]] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if _local(tag) == self._tag:
+            if len(self.found) == MAX_SHEETS:
+                raise DamagedWorkbook(f"more than {MAX_SHEETS} {self._tag} entries")
+            self.found.append({_local(key): value for key, value in attrib.items()})
 
 
 class WorkbookReader:
-    """The sheets of an XLSX file, and the rows of one as text cells."""
+    """The sheets of an XLSX file, and the rows of one as text cells, within `limits`."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes], limits: UnpackLimits | None = None) -> None:
+        self.limits = limits or UnpackLimits()
+        self._tally = _Tally()
         try:
-            self._zip = zipfile.ZipFile(file)
+            _check_directory(file)
+            self._file = _CountingFile(file)
+            self._zip = zipfile.ZipFile(self._file)  # type: ignore[arg-type]
             self._parts = {info.filename: info for info in self._zip.infolist()}
-            workbook = ET.fromstring(self._read("xl/workbook.xml"))
-            relations = ET.fromstring(self._read("xl/_rels/workbook.xml.rels"))
-        except (zipfile.BadZipFile, KeyError, ET.ParseError, OSError) as error:
+            if "xl/workbook.xml" not in self._parts:
+                raise NotAWorkbook(b"opendocument" in self._start_of("mimetype"))
+            sheets = self._collect("xl/workbook.xml", "sheet")
+            relations = self._collect("xl/_rels/workbook.xml.rels", "Relationship")
+        except (zipfile.BadZipFile, ET.ParseError, OSError, EOFError, ValueError) as error:
             raise DamagedWorkbook(str(error)) from None
-        targets = {
-            relation.get("Id"): relation.get("Target", "")
-            for relation in relations.iter(_RELATIONSHIP)
-        }
+        targets = {relation.get("Id"): relation.get("Target", "") for relation in relations}
         kinds = {
             relation.get("Type", "").rsplit("/", 1)[-1]: relation.get("Target", "")
-            for relation in relations.iter(_RELATIONSHIP)
+            for relation in relations
         }
         self.sheets = [
             Sheet(
                 sheet.get("name", ""),
-                self._part(targets.get(self._relation_id(sheet), "")),
+                self._part(targets.get(sheet.get("id"), "")),
                 sheet.get("state", "visible") == "visible",
             )
-            for sheet in workbook.iter()
-            if _local(sheet.tag) == "sheet"
+            for sheet in sheets
         ]
         strings = kinds.get("sharedStrings")
         self._strings_part = self._part(strings) if strings else None
-        self._strings: list[str] | None = None
-
-    @staticmethod
-    def _relation_id(sheet: ET.Element) -> str | None:
-        return next((value for key, value in sheet.attrib.items() if _local(key) == "id"), None)
+        self._strings: _StringTable | None = None
 
     @staticmethod
     def _part(target: str) -> str:
         return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
-    def _read(self, name: str) -> bytes:
-        with self._open(name) as source:
-            return source.read()
-
-    def _open(self, name: str) -> IO[bytes]:
+    def _open(self, name: str, tally: _Tally | None = None) -> _Part:
         info = self._parts.get(name)
         if info is None:
             raise DamagedWorkbook(f"{name} is missing")
-        if info.file_size > MAX_UNPACKED_BYTES:
-            raise DamagedWorkbook(f"{name} unpacks to {info.file_size:,} bytes")
-        return self._zip.open(info)
+        if info.flag_bits & 0x1:
+            raise DamagedWorkbook(f"{name} is encrypted")
+        # bzip2 and LZMA unpack a whole block per read, whatever size is asked for, and no
+        # spreadsheet program uses them.
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise DamagedWorkbook(f"{name} is packed with method {info.compress_type}")
+        return _Part(self._zip, self._file, info, self.limits, tally or self._tally)
 
-    def _shared_strings(self) -> list[str]:
+    def _start_of(self, name: str, size: int = 256) -> bytes:
+        """The first bytes of a part, if there is one."""
+        if name not in self._parts:
+            return b""
+        with self._open(name) as part:
+            return part.read(size)
+
+    def _parse(self, name: str, target: Any) -> Iterator[None]:
+        """Feed part `name` to `target` a chunk at a time, through defusedxml's parser with
+        DTDs forbidden; yields after each chunk."""
+        parser = _Parser(target)
+        try:
+            with self._open(name) as part:
+                while chunk := part.read(_CHUNK):
+                    parser.feed(chunk)
+                    yield
+            parser.close()
+        except DefusedXmlException:
+            raise DeclaresEntities(name) from None
+        yield
+
+    def _collect(self, name: str, tag: str) -> list[dict[str, str]]:
+        target = _ListTarget(tag)
+        for _ in self._parse(name, target):
+            pass
+        return target.found
+
+    def check_size(self, sheet: Sheet) -> None:
+        """Unpack, without parsing, every part reading `sheet` needs; RefusedWorkbook as soon
+        as the limits are passed. A zip bomb is found in the time it takes to unpack the
+        limit, before any of it is parsed."""
+        tally = _Tally(self._tally.unpacked)  # the workbook's own parts, read on opening
+        for name in dict.fromkeys(filter(None, (self._strings_part, sheet.part))):
+            with self._open(name, tally) as part:
+                while part.read(_CHUNK):
+                    pass
+
+    def _shared_strings(self) -> _StringTable:
         if self._strings is None:
-            self._strings = []
+            self._strings = _StringTable()
             if self._strings_part:
-                with self._open(self._strings_part) as source:
-                    for _event, element in ET.iterparse(source):
-                        if _local(element.tag) == "si":
-                            self._strings.append(_text(element))
-                            element.clear()
+                for _ in self._parse(self._strings_part, _StringsTarget(self._strings)):
+                    pass
         return self._strings
 
     def dimension(self, sheet: Sheet) -> int | None:
         """The last row number the sheet declares, if it declares one."""
-        with self._open(sheet.part) as source:
-            for _event, element in ET.iterparse(source, events=("start",)):
-                tag = _local(element.tag)
-                if tag == "dimension":
-                    last = element.get("ref", "").rpartition(":")[2].lstrip("$")
-                    digits = "".join(character for character in last if character.isdigit())
-                    return int(digits) if digits else None
-                if tag == "sheetData":
-                    return None
-        return None
+        target = _HeadTarget()
+        for _ in self._parse(sheet.part, target):
+            if target.dimension is not None or target.reached_rows:
+                break
+        last = (target.dimension or "").rpartition(":")[2].lstrip("$")
+        digits = "".join(character for character in last if character.isdigit())
+        return int(digits) if digits else None
 
-    def rows(self, sheet: Sheet) -> Iterator[tuple[int, list[str], frozenset[int]]]:
-        """(row number, cells as text, indexes of formula cells) for every row present.
+    def rows(
+        self, sheet: Sheet, max_columns: int = 16_384
+    ) -> Iterator[tuple[int, list[str], frozenset[int]]]:
+        """(row number, cells as text, indexes of formula cells) for every row present,
+        blank ones included; a value beyond `max_columns` columns is refused (RowTooWide).
 
         A formula cell reads as its formula (=...), whatever value it last had."""
-        strings = self._shared_strings()
-        target = _RowCollector()
-        parser = ET.XMLParser(target=target)
-        number = 0
-
-        def finished_rows() -> Iterator[tuple[int, list[str], frozenset[int]]]:
-            nonlocal number
-            for row in target.finished:
-                number = int(row.get("r") or number + 1)
-                cells, formulas = self._cells(row, strings)
-                # A row read is emptied, so memory holds its cells once.
-                row.clear()
-                yield number, cells, formulas
-            target.finished.clear()
-
-        with self._open(sheet.part) as source:
-            while chunk := source.read(_PARSE_CHUNK):
-                parser.feed(chunk)
-                yield from finished_rows()
-            parser.close()
-        yield from finished_rows()
-
-    def _cells(self, row: ET.Element, strings: list[str]) -> tuple[list[str], frozenset[int]]:
-        cells: list[str] = []
-        formulas = []
-        for cell in row:
-            if _local(cell.tag) != "c":
-                continue
-            reference = cell.get("r")
-            if reference:
-                column = _column_index(reference)
-                if column > len(cells):
-                    cells.extend([""] * (column - len(cells)))
-            value, formula = self._value(cell, strings)
-            if formula is not None:
-                formulas.append(len(cells))
-                value = formula
-            cells.append(value)
-        return cells, frozenset(formulas)
-
-    @staticmethod
-    def _value(cell: ET.Element, strings: list[str]) -> tuple[str, str | None]:
-        kind = cell.get("t", "n")
-        raw, formula = None, None
-        for child in cell:
-            tag = _local(child.tag)
-            if tag == "v":
-                raw = child.text or ""
-            elif tag == "f":
-                formula = "=" + (child.text or "")
-            elif tag == "is":
-                return _text(child), formula
-        if raw is None:
-            return "", formula
-        if kind == "s":
-            return strings[int(raw)], formula
-        if kind == "b":
-            return ("TRUE" if raw == "1" else "FALSE"), formula
-        if kind in ("str", "e", "d", "inlineStr"):
-            return _unescape(raw), formula
-        return _number(raw), formula
+        target = _SheetTarget(self._shared_strings(), max_columns)
+        for _ in self._parse(sheet.part, target):
+            if target.rows:
+                yield from target.rows
+                target.rows.clear()
 
     def close(self) -> None:
         self._zip.close()

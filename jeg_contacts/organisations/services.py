@@ -16,7 +16,7 @@ from jeg_contacts.contacts.services import (
     clean_line,
     normalise_organisation_name,
 )
-from jeg_contacts.countries import country_choices
+from jeg_contacts.countries import country_choices, country_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 
@@ -34,6 +34,21 @@ class DuplicateOrganisation(ValidationFailed):
             "If they are the same organisation, merge them instead.",
         )
         self.existing = existing
+
+
+class CountriesNotConfirmed(ValidationFailed):
+    """A merge would move contacts from one country into an organisation in another, and the
+    person merging has not confirmed these two countries."""
+
+    def __init__(self, kept: Organisation, other: Organisation) -> None:
+        moving_from, moving_into = _country(other), _country(kept)
+        super().__init__(
+            "confirm_countries",
+            f"{label(other)} is in {moving_from} and {label(kept)} in {moving_into}. Merging "
+            f"them moves contacts from {moving_from} into an organisation in {moving_into}. "
+            "Nothing was merged: confirm that this is what you want, or choose a duplicate "
+            f"in {moving_into}.",
+        )
 
 
 class ChangedMeanwhile(ValidationFailed):
@@ -323,33 +338,84 @@ def update_organisation(
     return changes
 
 
-def merge_candidates(organisation: Organisation, q: str) -> list[Organisation]:
-    """Organisations the user may mean by `q` (words of the name, or an id), other than this one."""
+def _country(organisation: Organisation) -> str:
+    return country_name(organisation.country, "en") if organisation.country else "no country"
+
+
+def crosses_countries(kept: Organisation, other: Organisation) -> bool:
+    """Whether merging `other` into `kept` moves contacts from one country into another: both
+    have a country, and not the same one. (One without a country may be either.)"""
+    return bool(kept.country and other.country and kept.country != other.country)
+
+
+@dataclass
+class MergeCandidates:
+    """Organisations that may be duplicates of one: in its country (or either has none), and
+    those in other countries, which are not duplicates unless the person merging says so."""
+
+    same_country: list[Organisation]
+    other_countries: list[Organisation]
+
+
+def merge_candidates(organisation: Organisation, q: str) -> MergeCandidates:
+    """Organisations the user may mean by `q` (words of the name, or an id), other than this
+    one, at most MERGE_CANDIDATE_LIMIT of each kind."""
     conditions = _name_matches(q)
     if not conditions:
-        return []
+        return MergeCandidates([], [])
     matches: sa.ColumnElement[bool] = sa.and_(*conditions)
     if q.strip().lstrip("#").isdigit():
         matches = sa.or_(matches, Organisation.id == int(q.strip().lstrip("#")))
-    return list(
-        db.session.scalars(
-            sa.select(Organisation)
-            .where(matches, Organisation.id != organisation.id)
-            .order_by(Organisation.normalised_name, Organisation.id)
-            .limit(MERGE_CANDIDATE_LIMIT)
+    elsewhere: sa.ColumnElement[bool] = sa.false()
+    if organisation.country:
+        elsewhere = sa.and_(
+            Organisation.country.is_not(None), Organisation.country != organisation.country
         )
-    )
+
+    def found(where: sa.ColumnElement[bool]) -> list[Organisation]:
+        return list(
+            db.session.scalars(
+                sa.select(Organisation)
+                .where(matches, Organisation.id != organisation.id, where)
+                .order_by(Organisation.normalised_name, Organisation.id)
+                .limit(MERGE_CANDIDATE_LIMIT)
+            )
+        )
+
+    return MergeCandidates(found(sa.not_(elsewhere)), found(elsewhere))
 
 
-def check_mergeable(kept: Organisation, other: Organisation) -> None:
+def check_mergeable(
+    kept: Organisation,
+    other: Organisation,
+    countries_confirmed: tuple[str, str] | None = None,
+) -> None:
+    """ValidationFailed unless `other` may be merged into `kept`. Across countries that takes
+    `countries_confirmed`: the codes (from, into) the person merging confirmed, which must be
+    the organisations' countries as they are now."""
     if kept.id == other.id:
         raise ValidationFailed("other", "An organisation cannot be merged with itself.")
+    if crosses_countries(kept, other) and countries_confirmed != (other.country, kept.country):
+        raise CountriesNotConfirmed(kept, other)
 
 
-def merge_organisations(kept: Organisation, other: Organisation) -> list[int]:
+def merge_organisations(
+    kept: Organisation,
+    other: Organisation,
+    *,
+    countries_confirmed: tuple[str, str] | None = None,
+) -> list[int]:
     """Move every contact of `other` to `kept`, fill `kept`'s empty fields from `other`, delete
-    `other` and audit it all; returns the ids of the contacts moved. Does not commit."""
-    check_mergeable(kept, other)
+    `other` and audit it all; returns the ids of the contacts moved. Does not commit.
+
+    Organisations in two different countries are merged only with `countries_confirmed`
+    (see check_mergeable): otherwise CountriesNotConfirmed, and nothing changes."""
+    check_mergeable(kept, other, countries_confirmed)
+    across = (
+        f"from {_country(other)} ({other.country}) into {_country(kept)} ({kept.country})"
+        if crosses_countries(kept, other)
+        else None
+    )
     kept_before = snapshot(kept)
     other_before = snapshot(other)
     other_label, kept_label = label(other), label(kept)
@@ -385,6 +451,8 @@ def merge_organisations(kept: Organisation, other: Organisation) -> list[int]:
         f"{key}={value}" for key, value in other_before.items()
     )
     changes["moved_contact_ids"] = ", ".join(str(contact_id) for contact_id in moved_ids) or "none"
+    if across:
+        changes["countries_confirmed"] = across
     record(
         "organisation.merged",
         "organisation",

@@ -134,15 +134,20 @@ def edit(organisation_id: int) -> Response | str | tuple[str, int]:
 @requires(Role.EDITOR)
 def choose_merge(organisation_id: int) -> str:
     organisation = db.get_or_404(Organisation, organisation_id)
-    # First visit: look for organisations with the same name, the likeliest duplicates.
+    # First visit: suggest organisations with the same name, the likeliest duplicates; those
+    # in other countries are listed only when searched for.
+    searched = "q" in request.args
     q = request.args.get("q", organisation.name).strip()[:200]
-    candidates = services.merge_candidates(organisation, q) if q else []
+    candidates = services.merge_candidates(organisation, q) if q else None
+    listed = [*candidates.same_country, *candidates.other_countries] if candidates else []
     return render_template(
         "organisations/choose_merge.html",
         organisation=organisation,
         q=q,
-        candidates=candidates,
-        counts=services.contact_counts_for(candidate.id for candidate in candidates),
+        searched=searched,
+        candidates=candidates.same_country if candidates else [],
+        other_countries=candidates.other_countries if candidates else [],
+        counts=services.contact_counts_for(candidate.id for candidate in listed),
         limit=services.MERGE_CANDIDATE_LIMIT,
     )
 
@@ -152,11 +157,24 @@ def _refuse_self_merge(organisation: Organisation) -> tuple[str, int]:
         "organisations/choose_merge.html",
         organisation=organisation,
         q="",
+        searched=False,
         candidates=[],
+        other_countries=[],
         counts={},
         limit=services.MERGE_CANDIDATE_LIMIT,
         error="An organisation cannot be merged with itself. Choose the duplicate to merge in.",
     ), 400
+
+
+def _render_confirm(kept: Organisation, other: Organisation, error: str | None = None) -> str:
+    return render_template(
+        "organisations/confirm_merge.html",
+        kept=kept,
+        other=other,
+        counts=services.contact_counts_for([kept.id, other.id]),
+        across=services.crosses_countries(kept, other),
+        error=error,
+    )
 
 
 @bp.get("/organisations/<int:organisation_id>/merge/<int:other_id>")
@@ -166,10 +184,14 @@ def confirm_merge(organisation_id: int, other_id: int) -> str | tuple[str, int]:
     other = db.get_or_404(Organisation, other_id)
     if kept.id == other.id:
         return _refuse_self_merge(kept)
-    counts = services.contact_counts_for([kept.id, other.id])
-    return render_template(
-        "organisations/confirm_merge.html", kept=kept, other=other, counts=counts
-    )
+    return _render_confirm(kept, other)
+
+
+def _confirmed_countries(value: str) -> tuple[str, str] | None:
+    """The (from, into) country codes a merge across countries was confirmed for: the
+    checkbox's value, "BE:FR"."""
+    moving_from, separator, moving_into = value.partition(":")
+    return (moving_from, moving_into) if separator else None
 
 
 @bp.post("/organisations/<int:organisation_id>/merge/<int:other_id>")
@@ -179,8 +201,15 @@ def merge(organisation_id: int, other_id: int) -> Response | str | tuple[str, in
     other = db.get_or_404(Organisation, other_id)
     other_label = services.label(other)
     try:
-        moved = services.merge_organisations(kept, other)
+        moved = services.merge_organisations(
+            kept,
+            other,
+            countries_confirmed=_confirmed_countries(request.form.get("confirm_countries", "")),
+        )
         db.session.commit()
+    except services.CountriesNotConfirmed as error:
+        db.session.rollback()
+        return _render_confirm(kept, other, error.message), 400
     except ValidationFailed:
         db.session.rollback()
         return _refuse_self_merge(kept)
