@@ -154,9 +154,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 200_000),
         "IMPORT_MAX_PENDING": _env_int("IMPORT_MAX_PENDING", 1000),
         # What reading an XLSX file may unpack, whatever its directory declares: in total
-        # (room for 100,000 contacts as the app exports them, 114 MB), and per part against
-        # its packed size (exports pack about 10 to 1, a zip bomb hundreds or thousands to 1).
-        "IMPORT_MAX_UNPACKED_BYTES": _env_int("IMPORT_MAX_UNPACKED_BYTES", 128 * 1024 * 1024),
+        # (about 56,000 contacts as the app exports them, every column; 100,000 unpack to
+        # 114 MB), and per part against its packed size (exports pack about 10 to 1, a zip
+        # bomb hundreds or thousands to 1).
+        "IMPORT_MAX_UNPACKED_BYTES": _env_int("IMPORT_MAX_UNPACKED_BYTES", 64 * 1024 * 1024),
         "IMPORT_MAX_UNPACK_RATIO": _env_int("IMPORT_MAX_UNPACK_RATIO", 100),
         # The largest request body: by default an import file at its limit plus its form, so
         # that the file size decides and a too-big file gets the import's own message.
