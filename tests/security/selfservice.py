@@ -118,3 +118,24 @@ def organisation_names(app: Flask) -> set[str]:
 def row_count(app: Flask, table: str) -> int:
     with app.app_context():
         return db.session.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+
+
+def consent_log(app: Flask) -> dict[str, list[tuple[str, str, str | None, str | None]]]:
+    """Every contact's consent events (action, source, detail, privacy notice), by address."""
+    with app.app_context():
+        contacts = db.session.scalars(sa.select(Contact).order_by(Contact.id)).all()
+        return {
+            contact.email: [
+                (event.action.value, event.source, event.detail, event.wording_version)
+                for event in contact.consent_events
+            ]
+            for contact in contacts
+        }
+
+
+def statuses(app: Flask) -> dict[str, str]:
+    with app.app_context():
+        return {
+            email: status.value
+            for email, status in db.session.execute(sa.select(Contact.email, Contact.status))
+        }

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
 from jeg_contacts.auth.models import User
@@ -24,6 +23,7 @@ from tests.conftest import (
 )
 from tests.exports.conftest import count_contacts, csv_bytes, row, write
 from tests.exports.web_import import commit, finished, preview_url, upload
+from tests.security.selfservice import consent_log, statuses
 
 BASIS = "Participants of the 2025 Almaty workshop, who asked to receive JEG news."
 
@@ -32,27 +32,6 @@ BASIS = "Participants of the 2025 Almaty workshop, who asked to receive JEG news
 def no_job_left_running():
     yield
     assert jobs.wait(30), "a check or import was still running"
-
-
-def consent_log(app: Flask) -> dict[str, list[tuple[str, str, str | None, str | None]]]:
-    """Every contact's status and consent events, by address."""
-    with app.app_context():
-        contacts = db.session.scalars(sa.select(Contact).order_by(Contact.id)).all()
-        return {
-            contact.email: [
-                (event.action.value, event.source, event.detail, event.wording_version)
-                for event in contact.consent_events
-            ]
-            for contact in contacts
-        }
-
-
-def statuses(app: Flask) -> dict[str, str]:
-    with app.app_context():
-        return {
-            email: status.value
-            for email, status in db.session.execute(sa.select(Contact.email, Contact.status))
-        }
 
 
 def confirm_by_link(client: FlaskClient, path: str) -> None:

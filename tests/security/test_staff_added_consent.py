@@ -17,6 +17,7 @@ from jeg_contacts.contacts.models import ConsentEvent, Contact
 from jeg_contacts.extensions import db
 from tests.conftest import audit_entries, csrf_token, link_in, outbox_messages, staff_client
 from tests.conftest import topic_ids as find_topic_ids
+from tests.security.selfservice import consent_log, statuses
 
 NEW = "/admin/contacts/new"
 STATEMENT = "Asked at the 2025 Almaty workshop to receive JEG news; gave us her card."
@@ -48,27 +49,6 @@ def status_as_offered(page: str) -> str | None:
 
 def add(client: FlaskClient, app: Flask, **changes: str):
     return client.post(NEW, data={"csrf_token": csrf_token(client, NEW), **person(app, **changes)})
-
-
-def consent_log(app: Flask) -> dict[str, list[tuple[str, str, str | None, str | None]]]:
-    """Every contact's consent events (action, source, detail, privacy notice), by address."""
-    with app.app_context():
-        contacts = db.session.scalars(sa.select(Contact).order_by(Contact.id)).all()
-        return {
-            contact.email: [
-                (event.action.value, event.source, event.detail, event.wording_version)
-                for event in contact.consent_events
-            ]
-            for contact in contacts
-        }
-
-
-def statuses(app: Flask) -> dict[str, str]:
-    with app.app_context():
-        return {
-            email: status.value
-            for email, status in db.session.execute(sa.select(Contact.email, Contact.status))
-        }
 
 
 def nothing_stored(app: Flask) -> bool:
