@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from jeg_contacts.audit.services import Actor, changes_between, record
 from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, search_key
 from jeg_contacts.contacts.services import clean_line, email_key, normalise_email
-from jeg_contacts.directory.services import ContactFilter, filter_contacts
+from jeg_contacts.directory.services import ContactFilter, describe_filter, filter_contacts
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
@@ -44,6 +44,8 @@ from jeg_contacts.mailing.rendering import (
 )
 
 MAX_BODY_LENGTH = 100_000
+# The back office is in English, so languages are named in English.
+LANGUAGE_LABELS = {"en": "English", "fr": "French", "ru": "Russian"}
 # How far ahead a send can be scheduled.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
@@ -154,18 +156,34 @@ def effective_criteria(announcement: Announcement) -> dict[str, Any]:
     return announcement.criteria or {}
 
 
-def save_audience(name: str, criteria: dict[str, Any], user=None) -> SavedAudience:
+def describe_audience(criteria: dict[str, Any]) -> str:
+    """Who an audience reaches, in words, e.g. "active contacts with country Kazakhstan"."""
+    contact_filter = audience_filter(criteria)
+    if contact_filter.is_empty:
+        return "every active contact"
+    return "active contacts with " + describe_filter(contact_filter)
+
+
+def save_audience(name: str, criteria: dict[str, Any], by: Actor | None = None) -> SavedAudience:
+    """Save an audience under `name` (replacing one of that name), audited as done by `by`."""
     name = clean_line("name", name, max_length=120, required=True)
-    existing = db.session.scalar(sa.select(SavedAudience).where(SavedAudience.name == name))
+    audience = db.session.scalar(sa.select(SavedAudience).where(SavedAudience.name == name))
     normalised = audience_filter(criteria).to_args()
-    if existing is not None:
-        existing.criteria = normalised
-        return existing
-    audience = SavedAudience(
-        name=name, criteria=normalised, created_by_id=getattr(user, "id", None)
+    if audience is not None:
+        audience.criteria = normalised
+    else:
+        user_id = by.user.id if by and by.user else None
+        audience = SavedAudience(name=name, criteria=normalised, created_by_id=user_id)
+        db.session.add(audience)
+        db.session.flush()
+    record(
+        "saved_audience.saved",
+        "saved_audience",
+        audience.id,
+        f"Saved the audience “{audience.name}”: {describe_audience(normalised)}",
+        {"criteria": normalised},
+        actor=by,
     )
-    db.session.add(audience)
-    db.session.flush()
     return audience
 
 
@@ -508,6 +526,22 @@ def preview(announcement: Announcement, language: str, email: str = "") -> Previ
 
 
 TEST_SUBJECT_PREFIX = "[TEST] "
+
+
+def record_test(
+    announcement: Announcement, language: str, raw_address: str, by: Actor | None = None
+) -> str:
+    """Check the address a test goes to (ValidationFailed on "email") and audit the test as
+    done by `by`; returns the address. Commit, then call send_test()."""
+    address = checked_test_address(raw_address)
+    language = language if language in LANGUAGES else "en"
+    record_action(
+        announcement,
+        "test_sent",
+        f"Test of “{announcement.subject_en}” in {LANGUAGE_LABELS[language]} to {address}",
+        by=by,
+    )
+    return address
 
 
 def send_test(announcement: Announcement, language: str, address: str) -> Preview:

@@ -21,12 +21,12 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.audit.services import Actor, record
+from jeg_contacts.audit.services import Actor
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import StakeholderType
 from jeg_contacts.countries import country_groups
-from jeg_contacts.directory.services import MAX_ID, all_topics, describe_filter
+from jeg_contacts.directory.services import MAX_ID, all_topics
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGE_NAMES, LANGUAGES
@@ -93,10 +93,7 @@ def _saved_audience(raw: str | None) -> SavedAudience | None:
 
 
 def _describe(criteria: dict[str, Any]) -> str:
-    contact_filter = services.audience_filter(criteria)
-    if contact_filter.is_empty:
-        return "every active contact"
-    return "active contacts with " + describe_filter(contact_filter)
+    return services.describe_audience(criteria)
 
 
 def _count_text(count: int) -> str:
@@ -129,13 +126,9 @@ def _loaded_stamp(announcement: Announcement) -> str:
     return announcement.updated_at.isoformat() if announcement.updated_at else ""
 
 
-def _user() -> Any:
-    return current_user._get_current_object()
-
-
 def _actor() -> Actor:
     """The signed-in staff member, as the services audit them."""
-    return Actor.staff(_user())
+    return Actor.staff(current_user._get_current_object())
 
 
 def _duration(seconds: float) -> str:
@@ -337,14 +330,7 @@ def _save_audience(
     if name_field.errors:
         return _render_compose(form, announcement, criteria, 400)
     try:
-        audience = services.save_audience(name, criteria, _user())
-        record(
-            "saved_audience.saved",
-            "saved_audience",
-            audience.id,
-            f"Saved the audience “{audience.name}”: {_describe(criteria)}",
-            {"criteria": criteria},
-        )
+        audience = services.save_audience(name, criteria, by=_actor())
         db.session.commit()
     except ValidationFailed as error:
         _show_error(form, error, {"name": "audience_name"})
@@ -484,17 +470,12 @@ def send_test(announcement_id: int) -> Response | tuple[str, int]:
     form = SendTestForm()
     if not form.validate():
         return _render_detail(announcement, 400, form)
+    language = form.language.data
     try:
-        address = services.checked_test_address(form.email.data)
+        address = services.record_test(announcement, language, form.email.data, by=_actor())
     except ValidationFailed as error:
         _show_error(form, error)
         return _render_detail(announcement, 400, form)
-    language = form.language.data
-    services.record_action(
-        announcement,
-        "test_sent",
-        f"Test of “{announcement.subject_en}” in {LANGUAGE_LABELS[language]} to {address}",
-    )
     db.session.commit()
     try:
         sent = services.send_test(announcement, language, address)
