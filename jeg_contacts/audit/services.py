@@ -3,6 +3,7 @@ a person's data in them when the person is erased."""
 
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,21 @@ def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict
     }
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who an audit entry names: a staff account, or a label such as "command line"."""
+
+    user: User | None
+    label: str
+
+    @classmethod
+    def staff(cls, user: User) -> "Actor":
+        return cls(user, user.email)
+
+
+COMMAND_LINE = Actor(None, "command line")
+
+
 def record(
     action: str,
     entity_type: str,
@@ -30,13 +46,17 @@ def record(
     summary: str,
     changes: Mapping[str, Any] | None = None,
     user: User | None = None,
+    actor: Actor | None = None,
 ) -> AuditEntry:
-    """Add an audit entry for the current staff member (or `user`) to the session."""
-    if user is None and current_user and current_user.is_authenticated:
-        user = current_user._get_current_object()
+    """Add an audit entry for `actor` (or `user`, or the current staff member) to the
+    session."""
+    if actor is None:
+        if user is None and current_user and current_user.is_authenticated:
+            user = current_user._get_current_object()
+        actor = Actor.staff(user) if user is not None else Actor(None, "system")
     entry = AuditEntry(
-        user=user,
-        actor=user.email if user is not None else "system",
+        user=actor.user,
+        actor=actor.label,
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,

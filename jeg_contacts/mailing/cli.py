@@ -10,6 +10,9 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from jeg_contacts.audit.services import COMMAND_LINE, Actor
+from jeg_contacts.auth.models import Role
+from jeg_contacts.auth.services import user_by_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.mailing import services
@@ -35,6 +38,32 @@ def _announcement(announcement_id: int) -> Announcement:
     return announcement
 
 
+def _actor(email: str | None) -> Actor:
+    """Who the audit log names: the staff account given with --by, else the command line.
+    The account must be one that could do the same on the pages (an active editor)."""
+    if email is None:
+        return COMMAND_LINE
+    user = user_by_email(email)
+    if user is None:
+        raise click.BadParameter(f"there is no staff account {email!r}.", param_hint="--by")
+    if not user.active:
+        raise click.BadParameter(f"the staff account {user.email} is disabled.", param_hint="--by")
+    if not user.has_role(Role.EDITOR):
+        raise click.BadParameter(
+            f"{user.email} is a {user.role.value}; announcements need the editor role.",
+            param_hint="--by",
+        )
+    return Actor.staff(user)
+
+
+by_option = click.option(
+    "--by",
+    "by_email",
+    metavar="EMAIL",
+    help="Staff account recorded as acting in the audit log (default: the command line).",
+)
+
+
 def _commit_or_fail(action) -> object:
     try:
         result = action()
@@ -58,13 +87,15 @@ def _commit_or_fail(action) -> object:
 @click.option("--country", "countries", multiple=True, help="ISO 3166-1 alpha-2 code.")
 @click.option("--language", "languages", multiple=True)
 @click.option("--audience", "audience_name", help="Name of a saved audience.")
+@by_option
 def create(
     subject, body_path, kind, subject_fr, body_fr_path, subject_ru, body_ru_path,
-    topics, stakeholder_types, countries, languages, audience_name,
+    topics, stakeholder_types, countries, languages, audience_name, by_email,
 ) -> None:  # fmt: skip
     """Create a draft announcement and print its id."""
     from jeg_contacts.contacts.models import Topic
 
+    by = _actor(by_email)
     saved_id = None
     if audience_name:
         saved_id = db.session.scalar(
@@ -95,15 +126,17 @@ def create(
         criteria={key: value for key, value in criteria.items() if value},
         saved_audience_id=saved_id,
     )
-    announcement = _commit_or_fail(lambda: services.save_draft(draft))
+    announcement = _commit_or_fail(lambda: services.save_draft(draft, by=by))
     click.echo(announcement.id)
 
 
 @announcements_cli.command("send")
 @click.argument("announcement_id", type=int)
 @click.option("--at", "at", help="Schedule for this ISO-8601 time (UTC unless it has an offset).")
-def send(announcement_id: int, at: str | None) -> None:
+@by_option
+def send(announcement_id: int, at: str | None, by_email: str | None) -> None:
     """Snapshot the recipients and queue them (or schedule the send)."""
+    by = _actor(by_email)
     when = None
     if at:
         try:
@@ -114,7 +147,7 @@ def send(announcement_id: int, at: str | None) -> None:
             ) from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
     announcement = _announcement(announcement_id)
-    count = _commit_or_fail(lambda: services.start_sending(announcement, when))
+    count = _commit_or_fail(lambda: services.start_sending(announcement, when, by=by))
     state = (
         f"scheduled for {when.isoformat()}"
         if when and announcement.status.value == "scheduled"
@@ -123,20 +156,34 @@ def send(announcement_id: int, at: str | None) -> None:
     click.echo(f"Announcement {announcement_id}: {count} recipient(s) {state}.")
 
 
-def _state_command(name: str, action, done: str) -> None:
-    @announcements_cli.command(name)
+def _state_command(name: str, action, done: str, help_text: str) -> None:
+    """A command applying one state change; `done` may use {count} (what it returns)."""
+
+    @announcements_cli.command(name, help=help_text)
     @click.argument("announcement_id", type=int)
-    def command(announcement_id: int) -> None:
+    @by_option
+    def command(announcement_id: int, by_email: str | None) -> None:
+        by = _actor(by_email)
         announcement = _announcement(announcement_id)
-        _commit_or_fail(lambda: action(announcement))
-        click.echo(f"Announcement {announcement_id} {done}.")
+        result = _commit_or_fail(lambda: action(announcement, by=by))
+        count = result if isinstance(result, int) else 0
+        click.echo(f"Announcement {announcement_id} {done.format(count=count)}.")
 
-    command.__doc__ = f"{name.capitalize()} an announcement."
 
-
-_state_command("pause", services.pause, "paused")
-_state_command("resume", services.resume, "resumed")
-_state_command("cancel", services.cancel, "cancelled")
+_state_command("pause", services.pause, "paused", "Pause an announcement.")
+_state_command("resume", services.resume, "resumed", "Resume an announcement.")
+_state_command(
+    "cancel",
+    services.cancel,
+    "cancelled ({count} unsent message(s) skipped)",
+    "Cancel an announcement (a draft is discarded).",
+)
+_state_command(
+    "retry",
+    services.retry_failed,
+    "retried: {count} failed delivery(ies) queued again",
+    "Queue an announcement's failed deliveries again.",
+)
 
 
 @announcements_cli.command("list")

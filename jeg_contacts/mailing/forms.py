@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
 from jeg_contacts.mailing.models import AnnouncementKind
-from jeg_contacts.mailing.services import MAX_BODY_LENGTH
+from jeg_contacts.mailing.services import LANGUAGE_LABELS, MAX_BODY_LENGTH
 from jeg_contacts.signup.forms import single_line
 
 KIND_LABELS = {
@@ -27,8 +27,6 @@ KIND_LABELS = {
     AnnouncementKind.GENERAL: "General news",
 }
 SUBJECT_MAX = 200
-# The back office is in English, so languages are named in English.
-LANGUAGE_LABELS = {"en": "English", "fr": "French", "ru": "Russian"}
 
 
 def _strip(value: str | None) -> str | None:

@@ -15,10 +15,10 @@ from markupsafe import Markup
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.audit.services import record
+from jeg_contacts.audit.services import Actor, changes_between, record
 from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, search_key
 from jeg_contacts.contacts.services import clean_line, email_key, normalise_email
-from jeg_contacts.directory.services import ContactFilter, filter_contacts
+from jeg_contacts.directory.services import ContactFilter, describe_filter, filter_contacts
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
@@ -44,6 +44,10 @@ from jeg_contacts.mailing.rendering import (
 )
 
 MAX_BODY_LENGTH = 100_000
+# The back office is in English, so languages are named in English.
+LANGUAGE_LABELS = {"en": "English", "fr": "French", "ru": "Russian"}
+# How far ahead a send can be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -119,18 +123,29 @@ def _validated(draft: AnnouncementDraft) -> dict[str, Any]:
 
 
 def save_draft(
-    draft: AnnouncementDraft, announcement: Announcement | None = None, user=None
+    draft: AnnouncementDraft, announcement: Announcement | None = None, by: Actor | None = None
 ) -> Announcement:
-    """Create or update a draft (only drafts and scheduled announcements can change)."""
+    """Create or update a draft (only drafts and scheduled announcements can change), audited
+    as done by `by`."""
     values = _validated(draft)
     if announcement is None:
-        announcement = Announcement(created_by=user)
+        before = None
+        announcement = Announcement(created_by=by.user if by else None)
         db.session.add(announcement)
     elif announcement.status not in (AnnouncementStatus.DRAFT, AnnouncementStatus.SCHEDULED):
         raise ValidationFailed("status", "This announcement is already being sent.")
+    else:
+        before = audit_snapshot(announcement)
     for key, value in values.items():
         setattr(announcement, key, value)
     db.session.flush()
+    changes = changes_between(before or {}, audit_snapshot(announcement))
+    if before is None:
+        summary = f"Drafted announcement “{announcement.subject_en}”"
+        record_action(announcement, "created", summary, changes, by)
+    elif changes:
+        summary = f"Edited announcement “{announcement.subject_en}”"
+        record_action(announcement, "edited", summary, changes, by)
     return announcement
 
 
@@ -141,33 +156,69 @@ def effective_criteria(announcement: Announcement) -> dict[str, Any]:
     return announcement.criteria or {}
 
 
-def save_audience(name: str, criteria: dict[str, Any], user=None) -> SavedAudience:
+def describe_audience(criteria: dict[str, Any]) -> str:
+    """Who an audience reaches, in words, e.g. "active contacts with country Kazakhstan"."""
+    contact_filter = audience_filter(criteria)
+    if contact_filter.is_empty:
+        return "every active contact"
+    return "active contacts with " + describe_filter(contact_filter)
+
+
+def save_audience(name: str, criteria: dict[str, Any], by: Actor | None = None) -> SavedAudience:
+    """Save an audience under `name` (replacing one of that name), audited as done by `by`."""
     name = clean_line("name", name, max_length=120, required=True)
-    existing = db.session.scalar(sa.select(SavedAudience).where(SavedAudience.name == name))
+    audience = db.session.scalar(sa.select(SavedAudience).where(SavedAudience.name == name))
     normalised = audience_filter(criteria).to_args()
-    if existing is not None:
-        existing.criteria = normalised
-        return existing
-    audience = SavedAudience(
-        name=name, criteria=normalised, created_by_id=getattr(user, "id", None)
+    if audience is not None:
+        audience.criteria = normalised
+    else:
+        user_id = by.user.id if by and by.user else None
+        audience = SavedAudience(name=name, criteria=normalised, created_by_id=user_id)
+        db.session.add(audience)
+        db.session.flush()
+    record(
+        "saved_audience.saved",
+        "saved_audience",
+        audience.id,
+        f"Saved the audience “{audience.name}”: {describe_audience(normalised)}",
+        {"criteria": normalised},
+        actor=by,
     )
-    db.session.add(audience)
-    db.session.flush()
     return audience
 
 
-def start_sending(announcement: Announcement, at: datetime | None = None) -> int:
-    """Snapshot the audience into queued deliveries (in this transaction) and start or
-    schedule the send. Returns the number of recipients."""
-    if announcement.status not in (AnnouncementStatus.DRAFT, AnnouncementStatus.SCHEDULED):
-        raise ValidationFailed("status", f"This announcement is {announcement.status.value}.")
+def _check_schedule(at: datetime, now: datetime) -> None:
+    if at <= now:
+        raise ValidationFailed(
+            "send_at",
+            f"Choose a time in the future: it is now {now:%Y-%m-%d %H:%M} UTC. "
+            "To send at once, use “Send now”.",
+        )
+    if at > now + MAX_SCHEDULE_AHEAD:
+        raise ValidationFailed("send_at", "Choose a time within a year from now.")
+
+
+def start_sending(
+    announcement: Announcement, at: datetime | None = None, by: Actor | None = None
+) -> int:
+    """Send a draft now, or schedule it for `at`: snapshot the audience into queued deliveries
+    (in this transaction) and audit it as done by `by`. Returns the number of recipients.
+
+    Refused (ValidationFailed) unless it is a draft, `at` lies within the schedule window
+    ("send_at") and the audience reaches somebody ("audience")."""
+    if announcement.status is not AnnouncementStatus.DRAFT:
+        raise ValidationFailed(
+            "status", f"This announcement is already {announcement.status.value}."
+        )
+    now = utcnow()
+    if at is not None:
+        _check_schedule(at, now)
     if db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Delivery)
         .where(Delivery.announcement_id == announcement.id)
     ):
         raise ValidationFailed("status", "This announcement was already queued.")
-    now = utcnow()
     recipients = audience_query(effective_criteria(announcement))
     db.session.execute(
         sa.insert(Delivery).from_select(
@@ -187,24 +238,44 @@ def start_sending(announcement: Announcement, at: datetime | None = None) -> int
         .select_from(Delivery)
         .where(Delivery.announcement_id == announcement.id)
     )
-    if at is not None and at > now:
+    if not count:
+        raise ValidationFailed(
+            "audience",
+            "No active contact matches this audience, so there is nobody to send to. "
+            "Nothing was queued.",
+        )
+    subject = announcement.subject_en
+    if at is not None:
         announcement.status = AnnouncementStatus.SCHEDULED
         announcement.scheduled_at = at
+        summary = f"Scheduled “{subject}” for {at:%Y-%m-%d %H:%M} UTC"
     else:
         announcement.status = AnnouncementStatus.SENDING
         announcement.started_at = now
+        summary = f"Started sending “{subject}”"
+    record_action(
+        announcement,
+        "scheduled" if at is not None else "send_started",
+        summary + f" to {count:,} recipient(s)",
+        {"recipients": count, "scheduled_at": at.isoformat() if at is not None else None},
+        by,
+    )
     return count
 
 
-def pause(announcement: Announcement) -> None:
+def pause(announcement: Announcement, by: Actor | None = None) -> None:
+    """Stop sending until resumed, audited as done by `by`."""
     if announcement.status not in (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED):
         raise ValidationFailed("status", "Only a sending or scheduled announcement can be paused.")
     announcement.status = AnnouncementStatus.PAUSED
+    record_action(announcement, "paused", f"Paused: “{announcement.subject_en}”", by=by)
 
 
-def resume(announcement: Announcement) -> None:
+def resume(announcement: Announcement, by: Actor | None = None) -> None:
+    """Go on sending (or wait for the scheduled time), audited as done by `by`."""
     if announcement.status is not AnnouncementStatus.PAUSED:
         raise ValidationFailed("status", "Only a paused announcement can be resumed.")
+    record_action(announcement, "resumed", f"Resumed: “{announcement.subject_en}”", by=by)
     scheduled = announcement.scheduled_at
     if announcement.started_at is None and scheduled is not None and scheduled > utcnow():
         # Paused before its time came: it waits for its time again.
@@ -214,25 +285,35 @@ def resume(announcement: Announcement) -> None:
     announcement.started_at = announcement.started_at or utcnow()
 
 
-def cancel(announcement: Announcement) -> int:
-    """Stop for good; deliveries not yet sent are skipped. Returns how many were skipped."""
+def cancel(announcement: Announcement, by: Actor | None = None) -> int:
+    """Stop for good (a draft is discarded); deliveries not yet sent are skipped. Audited as
+    done by `by`; returns how many were skipped."""
     if announcement.status in (AnnouncementStatus.SENT, AnnouncementStatus.CANCELLED):
         raise ValidationFailed(
             "status", f"This announcement is already {announcement.status.value}."
         )
+    was_draft = announcement.status is AnnouncementStatus.DRAFT
     announcement.status = AnnouncementStatus.CANCELLED
     announcement.finished_at = utcnow()
-    return db.session.execute(
+    count = db.session.execute(
         sa.update(Delivery)
         .where(
             Delivery.announcement_id == announcement.id, Delivery.status == DeliveryStatus.QUEUED
         )
         .values(status=DeliveryStatus.SKIPPED, last_reply="cancelled")
     ).rowcount
+    summary = f"Cancelled; {count} unsent message(s) skipped"
+    if was_draft:
+        summary = "Discarded the draft"
+    record_action(
+        announcement, "cancelled", f"{summary}: “{announcement.subject_en}”", {"count": count}, by
+    )
+    return count
 
 
-def retry_failed(announcement: Announcement) -> int:
-    """Queue failed deliveries again; a finished announcement goes back to sending."""
+def retry_failed(announcement: Announcement, by: Actor | None = None) -> int:
+    """Queue failed deliveries again; a finished announcement goes back to sending. Audited
+    as done by `by`; returns how many were queued again."""
     if announcement.status not in (
         AnnouncementStatus.SENDING,
         AnnouncementStatus.PAUSED,
@@ -250,6 +331,8 @@ def retry_failed(announcement: Announcement) -> int:
     if count and announcement.status is AnnouncementStatus.SENT:
         announcement.status = AnnouncementStatus.SENDING
         announcement.finished_at = None
+    summary = f"Queued {count} failed deliveries again: “{announcement.subject_en}”"
+    record_action(announcement, "retried", summary, {"count": count}, by)
     return count
 
 
@@ -445,6 +528,22 @@ def preview(announcement: Announcement, language: str, email: str = "") -> Previ
 TEST_SUBJECT_PREFIX = "[TEST] "
 
 
+def record_test(
+    announcement: Announcement, language: str, raw_address: str, by: Actor | None = None
+) -> str:
+    """Check the address a test goes to (ValidationFailed on "email") and audit the test as
+    done by `by`; returns the address. Commit, then call send_test()."""
+    address = checked_test_address(raw_address)
+    language = language if language in LANGUAGES else "en"
+    record_action(
+        announcement,
+        "test_sent",
+        f"Test of “{announcement.subject_en}” in {LANGUAGE_LABELS[language]} to {address}",
+        by=by,
+    )
+    return address
+
+
 def send_test(announcement: Announcement, language: str, address: str) -> Preview:
     """Send one test message to `address`, built as the real ones are, its subject marked
     [TEST]. Call after the commit that records it: it talks to the mail server."""
@@ -514,28 +613,40 @@ def audit_snapshot(announcement: Announcement) -> dict[str, Any]:
 
 
 def record_action(
-    announcement: Announcement, action: str, summary: str, changes: dict | None = None
+    announcement: Announcement,
+    action: str,
+    summary: str,
+    changes: dict | None = None,
+    by: Actor | None = None,
 ) -> None:
-    """Audit one back-office action on an announcement."""
-    record(f"announcement.{action}", "announcement", announcement.id, summary, changes)
+    """Audit one action on an announcement, done by `by` (default: the signed-in staff
+    member, else "system")."""
+    record(f"announcement.{action}", "announcement", announcement.id, summary, changes, actor=by)
 
 
-def set_published(announcement: Announcement, published: bool) -> None:
-    """Show a sent announcement in the public archive, or take it out again."""
+def set_published(announcement: Announcement, published: bool, by: Actor | None = None) -> None:
+    """Show a sent announcement in the public archive, or take it out again (audited)."""
     if published and announcement.status is not AnnouncementStatus.SENT:
         raise ValidationFailed(
             "published", "Only an announcement that has been sent can be published."
         )
     announcement.published = published
+    record_action(
+        announcement,
+        "published" if published else "unpublished",
+        ("Published " if published else "Took out of the public archive ")
+        + f"“{announcement.subject_en}”",
+        by=by,
+    )
 
 
-def copy_as_draft(announcement: Announcement, user=None) -> Announcement:
-    """A new draft with the same texts and audience."""
+def copy_as_draft(announcement: Announcement, by: Actor | None = None) -> Announcement:
+    """A new draft with the same texts and audience (audited)."""
     copy = Announcement(
         kind=announcement.kind,
         criteria=dict(announcement.criteria or {}),
         saved_audience_id=announcement.saved_audience_id,
-        created_by=user,
+        created_by=by.user if by else None,
         **{
             f"{part}_{language}": getattr(announcement, f"{part}_{language}")
             for part in ("subject", "body")
@@ -544,6 +655,8 @@ def copy_as_draft(announcement: Announcement, user=None) -> Announcement:
     )
     db.session.add(copy)
     db.session.flush()
+    summary = f"Copied announcement {announcement.id} into a new draft"
+    record_action(copy, "created", summary, by=by)
     return copy
 
 

@@ -21,12 +21,12 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.audit.services import changes_between, record
+from jeg_contacts.audit.services import Actor
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import StakeholderType
 from jeg_contacts.countries import country_groups
-from jeg_contacts.directory.services import MAX_ID, all_topics, describe_filter
+from jeg_contacts.directory.services import MAX_ID, all_topics
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGE_NAMES, LANGUAGES
@@ -53,8 +53,6 @@ bp = Blueprint("mailing", __name__, url_prefix="/admin")
 # The filters an audience is built from (ContactFilter's query arguments).
 AUDIENCE_ARGS = ("topic", "type", "country", "language")
 MAX_SEARCH_LENGTH = 200
-# How far ahead a send can be scheduled.
-MAX_SCHEDULE_AHEAD = timedelta(days=366)
 EDITABLE = (AnnouncementStatus.DRAFT, AnnouncementStatus.SCHEDULED)
 
 
@@ -95,10 +93,7 @@ def _saved_audience(raw: str | None) -> SavedAudience | None:
 
 
 def _describe(criteria: dict[str, Any]) -> str:
-    contact_filter = services.audience_filter(criteria)
-    if contact_filter.is_empty:
-        return "every active contact"
-    return "active contacts with " + describe_filter(contact_filter)
+    return services.describe_audience(criteria)
 
 
 def _count_text(count: int) -> str:
@@ -131,8 +126,9 @@ def _loaded_stamp(announcement: Announcement) -> str:
     return announcement.updated_at.isoformat() if announcement.updated_at else ""
 
 
-def _user() -> Any:
-    return current_user._get_current_object()
+def _actor() -> Actor:
+    """The signed-in staff member, as the services audit them."""
+    return Actor.staff(current_user._get_current_object())
 
 
 def _duration(seconds: float) -> str:
@@ -302,22 +298,7 @@ def _compose(announcement: Announcement | None) -> Response | tuple[str, int]:
         return _render_compose(form, announcement, criteria, 409)
     draft = _draft(form, criteria, form.saved_audience_id)
     try:
-        if announcement is None:
-            saved = services.save_draft(draft, user=_user())
-            services.record_action(
-                saved,
-                "created",
-                f"Drafted announcement “{saved.subject_en}”",
-                changes_between({}, services.audit_snapshot(saved)),
-            )
-        else:
-            before = services.audit_snapshot(announcement)
-            saved = services.save_draft(draft, announcement)
-            changes = changes_between(before, services.audit_snapshot(saved))
-            if changes:
-                services.record_action(
-                    saved, "edited", f"Edited announcement “{saved.subject_en}”", changes
-                )
+        saved = services.save_draft(draft, announcement, by=_actor())
         db.session.commit()
     except ValidationFailed as error:
         _show_error(form, error, {"saved_audience_id": "saved_audience", "status": ""})
@@ -349,14 +330,7 @@ def _save_audience(
     if name_field.errors:
         return _render_compose(form, announcement, criteria, 400)
     try:
-        audience = services.save_audience(name, criteria, _user())
-        record(
-            "saved_audience.saved",
-            "saved_audience",
-            audience.id,
-            f"Saved the audience “{audience.name}”: {_describe(criteria)}",
-            {"criteria": criteria},
-        )
+        audience = services.save_audience(name, criteria, by=_actor())
         db.session.commit()
     except ValidationFailed as error:
         _show_error(form, error, {"name": "audience_name"})
@@ -496,17 +470,12 @@ def send_test(announcement_id: int) -> Response | tuple[str, int]:
     form = SendTestForm()
     if not form.validate():
         return _render_detail(announcement, 400, form)
+    language = form.language.data
     try:
-        address = services.checked_test_address(form.email.data)
+        address = services.record_test(announcement, language, form.email.data, by=_actor())
     except ValidationFailed as error:
         _show_error(form, error)
         return _render_detail(announcement, 400, form)
-    language = form.language.data
-    services.record_action(
-        announcement,
-        "test_sent",
-        f"Test of “{announcement.subject_en}” in {LANGUAGE_LABELS[language]} to {address}",
-    )
     db.session.commit()
     try:
         sent = services.send_test(announcement, language, address)
@@ -568,45 +537,24 @@ def send(announcement_id: int) -> Response | tuple[str, int]:
     at = None
     if form.when.data == "later":
         at = form.send_at.data
-        now = utcnow()
         if at is None:
             form.send_at.errors = ["Choose the date and time to send at (UTC)."]
-        elif at <= now:
-            form.send_at.errors = [
-                f"Choose a time in the future: it is now {now:%Y-%m-%d %H:%M} UTC. "
-                "To send at once, use “Send now”."
-            ]
-        elif at > now + MAX_SCHEDULE_AHEAD:
-            form.send_at.errors = ["Choose a time within a year from now."]
-        if form.send_at.errors:
             return _render_send(announcement, form, 400)
     try:
-        queued = services.start_sending(announcement, at)
-        if not queued:
-            db.session.rollback()
-            form.form_errors.append(
-                "No active contact matches this audience, so there is nobody to send to. "
-                "Nothing was queued."
-            )
-            return _render_send(announcement, form, 400)
-        scheduled = announcement.status is AnnouncementStatus.SCHEDULED
-        services.record_action(
-            announcement,
-            "scheduled" if scheduled else "send_started",
-            (
-                f"Scheduled “{announcement.subject_en}” for {at:%Y-%m-%d %H:%M} UTC"
-                if scheduled
-                else f"Started sending “{announcement.subject_en}”"
-            )
-            + f" to {queued:,} recipient(s)",
-            {"recipients": queued, "scheduled_at": at.isoformat() if scheduled else None},
-        )
+        queued = services.start_sending(announcement, at, by=_actor())
         db.session.commit()
-    except (ValidationFailed, IntegrityError) as error:
+    except ValidationFailed as error:
+        if error.field not in ("send_at", "audience"):
+            db.session.rollback()
+            flash(f"Nothing was sent: {error.message}", "error")
+            return redirect(url_for(".detail", announcement_id=announcement_id))
+        _show_error(form, error, {"audience": ""})
+        return _render_send(announcement, form, 400)
+    except IntegrityError:
         db.session.rollback()
-        reason = getattr(error, "message", "it was queued meanwhile.")
-        flash(f"Nothing was sent: {reason}", "error")
+        flash("Nothing was sent: it was queued meanwhile.", "error")
         return redirect(url_for(".detail", announcement_id=announcement_id))
+    scheduled = at is not None
     moved = ""
     if form.confirmed_count.data is not None and form.confirmed_count.data != queued:
         moved = (
@@ -621,23 +569,16 @@ def send(announcement_id: int) -> Response | tuple[str, int]:
     return redirect(url_for(".detail", announcement_id=announcement_id))
 
 
-def _change(announcement_id: int, change, action: str, audit: str, done: str) -> Response:
-    """Apply one state change from the announcement page, audited; a refusal is flashed.
-
-    `audit` and `done` may use {count}: what the change returns (rows it touched)."""
+def _change(announcement_id: int, change, done: str) -> Response:
+    """Apply one state change (a service that audits it) from the announcement page; a
+    refusal is flashed. `done` may use {count}: what the change returns (rows it touched)."""
     announcement = _announcement_or_404(announcement_id)
     if not ConfirmForm().validate():
         flash("The form expired; nothing was changed. Try again.", "error")
         return redirect(url_for(".detail", announcement_id=announcement_id))
     try:
-        result = change(announcement)
+        result = change(announcement, by=_actor())
         count = result if isinstance(result, int) else 0
-        services.record_action(
-            announcement,
-            action,
-            audit.format(count=count) + f": “{announcement.subject_en}”",
-            {"count": result} if isinstance(result, int) else None,
-        )
         db.session.commit()
     except ValidationFailed as error:
         db.session.rollback()
@@ -653,8 +594,6 @@ def pause(announcement_id: int) -> Response:
     return _change(
         announcement_id,
         services.pause,
-        "paused",
-        "Paused",
         "Paused. Messages already handed to the mail server still arrive; nothing else is "
         "sent until you resume.",
     )
@@ -663,7 +602,7 @@ def pause(announcement_id: int) -> Response:
 @bp.post("/announcements/<int:announcement_id>/resume")
 @requires(Role.EDITOR)
 def resume(announcement_id: int) -> Response:
-    return _change(announcement_id, services.resume, "resumed", "Resumed", "Resumed.")
+    return _change(announcement_id, services.resume, "Resumed.")
 
 
 @bp.post("/announcements/<int:announcement_id>/retry")
@@ -672,8 +611,6 @@ def retry(announcement_id: int) -> Response:
     return _change(
         announcement_id,
         services.retry_failed,
-        "retried",
-        "Queued {count} failed deliveries again",
         "Queued {count:,} failed delivery(ies) again.",
     )
 
@@ -693,14 +630,10 @@ def cancel(announcement_id: int) -> Response | str:
             form=ConfirmForm(),
         )
     if announcement.status is AnnouncementStatus.DRAFT:
-        return _change(
-            announcement_id, services.cancel, "cancelled", "Discarded the draft", "Draft discarded."
-        )
+        return _change(announcement_id, services.cancel, "Draft discarded.")
     return _change(
         announcement_id,
         services.cancel,
-        "cancelled",
-        "Cancelled; {count} unsent message(s) skipped",
         "Cancelled: {count:,} message(s) not yet sent will not go out.",
     )
 
@@ -719,13 +652,7 @@ def publish(announcement_id: int) -> Response:
         flash("Nothing to change: " + ("already" if published else "not") + " published.", "info")
         return back
     try:
-        services.set_published(announcement, published)
-        services.record_action(
-            announcement,
-            "published" if published else "unpublished",
-            ("Published " if published else "Took out of the public archive ")
-            + f"“{announcement.subject_en}”",
-        )
+        services.set_published(announcement, published, by=_actor())
         db.session.commit()
     except ValidationFailed as error:
         db.session.rollback()
@@ -745,10 +672,7 @@ def copy(announcement_id: int) -> Response:
     if not ConfirmForm().validate():
         flash("The form expired; nothing was copied. Try again.", "error")
         return redirect(url_for(".detail", announcement_id=announcement_id))
-    draft = services.copy_as_draft(announcement, _user())
-    services.record_action(
-        draft, "created", f"Copied announcement {announcement.id} into a new draft"
-    )
+    draft = services.copy_as_draft(announcement, by=_actor())
     db.session.commit()
     flash(f"This is a new draft copied from announcement {announcement.id}.", "success")
     return redirect(url_for(".edit", announcement_id=draft.id))

@@ -531,6 +531,7 @@ def test_send_now_queues_every_recipient_and_the_worker_delivers(mail_app, flaky
     assert announcement(mail_app, announcement_id).status is AnnouncementStatus.SENDING
     [entry] = audit_entries(mail_app, "announcement.send_started")
     assert entry.changes["recipients"] == 5
+    assert entry.actor == "editor@unece.test" and entry.user_id is not None
     status = editor.get(f"/admin/announcements/{announcement_id}/status.json").get_json()
     assert status["status"] == "sending" and status["total"] == 5 and status["done"] == 0
     assert "No delivery worker is running" in status["warning"]
