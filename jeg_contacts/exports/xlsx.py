@@ -4,6 +4,8 @@ openpyxl's write-only mode produces the same kind of file but spends about 25 µ
 (45 s for 100,000 contacts of 17 columns on our machines, 29 s even with lxml), far from the
 30 s the issue allows for a whole export. This writer emits the sheet XML directly into the
 ZIP entry, a row at a time, so memory stays constant and 100,000 rows take a few seconds.
+XlsxWriter, even in its `constant_memory` mode, took five times as long for the same rows
+(issue 10; figures in docs/benchmarks.md, `bench/xlsx_writers.py`), so this writer stays.
 The result is checked with openpyxl, the reader, in the tests.
 """
 
