@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from jeg_contacts import create_app
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.cli import seed_topics
+from jeg_contacts.exports import jobs
 from jeg_contacts.extensions import db
 
 _ENVIRONMENT = (
@@ -80,6 +81,9 @@ _apps: list[Flask] = []
 def release_databases() -> Iterator[None]:
     """Close every app's connections after each test, then drop its PostgreSQL schema."""
     yield
+    # A check or import still running in its thread holds a connection that disposing the
+    # engine would leave to the garbage collector (a ResourceWarning in some later test).
+    jobs_finished = jobs.wait(60)
     while _apps:
         with _apps.pop().app_context():
             db.session.remove()
@@ -91,6 +95,7 @@ def release_databases() -> Iterator[None]:
                 connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
         _schemas.clear()
+    assert jobs_finished, "a check or import was still running"
 
 
 def make_app(tmp_path: Path, **overrides: object) -> Flask:

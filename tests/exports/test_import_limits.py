@@ -5,18 +5,11 @@ import pytest
 
 from jeg_contacts import create_app
 from jeg_contacts.config import ConfigurationError
-from jeg_contacts.exports import jobs
 from tests.conftest import make_app, staff_client
 from tests.exports.conftest import HEADER, count_contacts, csv_bytes, row
 from tests.exports.web_import import post_file, preview_url, upload
 
 MB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running():
-    yield
-    assert jobs.wait(60), "a check or import was still running"
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jeg_contacts.exports import jobs, xlsx
+from jeg_contacts.exports import xlsx
 from tests.conftest import (
     audit_entries,
     csrf_token,
@@ -25,12 +25,6 @@ from tests.exports.conftest import (
     xlsx_bytes,
 )
 from tests.exports.web_import import commit, preview_url, settings, upload
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running():
-    yield
-    assert jobs.wait(30), "a check or import was still running"
 
 
 def test_viewers_cannot_import(app, viewer_client):

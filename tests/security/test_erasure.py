@@ -27,7 +27,6 @@ from sqlalchemy import Engine, event
 
 from jeg_contacts.contacts.models import Contact, ContactStatus, ErasedAddress
 from jeg_contacts.contacts.services import email_hash, search_key
-from jeg_contacts.exports import jobs
 from jeg_contacts.extensions import db
 from jeg_contacts.signup.tokens import manage_token
 from tests.conftest import (
@@ -68,12 +67,6 @@ def sqlite_built_without_secure_delete() -> Iterator[None]:
     event.listen(Engine, "connect", _secure_delete_off, insert=True)
     yield
     event.remove(Engine, "connect", _secure_delete_off)
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running():
-    yield
-    assert jobs.wait(30), "a check or import was still running"
 
 
 # --- Looking for the person in raw bytes ----------------------------------------------------

@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 
 from jeg_contacts.auth.models import User
 from jeg_contacts.contacts.models import ConsentAction, ConsentEvent, Contact, ContactStatus
-from jeg_contacts.exports import jobs
 from jeg_contacts.extensions import db
 from tests.conftest import (
     audit_entries,
@@ -26,12 +25,6 @@ from tests.exports.web_import import commit, finished, preview_url, upload
 from tests.security.selfservice import consent_log, statuses
 
 BASIS = "Participants of the 2025 Almaty workshop, who asked to receive JEG news."
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running():
-    yield
-    assert jobs.wait(30), "a check or import was still running"
 
 
 def confirm_by_link(client: FlaskClient, path: str) -> None:

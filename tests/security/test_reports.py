@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import jeg_contacts
-from jeg_contacts.exports import jobs
 from jeg_contacts.exports.services import CsvWriter
 from tests.exports.conftest import HEADER, csv_bytes, row, xlsx_bytes
 from tests.exports.web_import import preview_url, upload
@@ -36,12 +35,6 @@ HOSTILE_VALUES = [
     "\t=9",
     "\r=8",
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running():
-    yield
-    assert jobs.wait(30), "a check or import was still running"
 
 
 def hostile_rows() -> list[list[str]]:
