@@ -7,14 +7,14 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.directory.services import (
+from jeg_contacts.audiences.services import (
     ContactFilter,
-    directory_page,
     filter_contacts,
     normalise_sort,
     sort_contacts,
 )
+from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
+from jeg_contacts.directory.services import directory_page
 from jeg_contacts.extensions import db
 from tests.directory.conftest import make_contact, topic_id
 
