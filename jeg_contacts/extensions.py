@@ -29,6 +29,9 @@ migrate = Migrate(render_as_batch=True)
 csrf = CSRFProtect()
 babel = Babel()
 
+# The largest id an INTEGER primary key holds on every supported database (PostgreSQL's int4).
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

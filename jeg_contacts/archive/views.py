@@ -4,7 +4,7 @@ from flask import Blueprint, Response, abort, render_template
 from flask_babel import get_locale
 
 from jeg_contacts.archive import services
-from jeg_contacts.directory.services import MAX_ID
+from jeg_contacts.extensions import MAX_ID
 from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.pagination import requested_page
 

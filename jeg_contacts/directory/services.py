@@ -1,19 +1,26 @@
 """The stakeholder directory: finding contacts, and the secretariat's changes to them.
 
-`ContactFilter` and `filter_contacts` describe an audience independently of any page, so
-announcements and exports select contacts exactly as the directory shows them.
+Which contacts a page shows comes from `jeg_contacts.audiences`, so announcements and exports
+select contacts exactly as the directory shows them.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
-from werkzeug.datastructures import MultiDict
 
+from jeg_contacts.audiences.services import (
+    ContactFilter,
+    describe_filter,
+    filter_contacts,
+    normalise_sort,
+    order_contacts,
+    sort_contacts,
+)
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.audit.services import changes_between, record
 from jeg_contacts.contacts.models import (
@@ -22,9 +29,7 @@ from jeg_contacts.contacts.models import (
     Contact,
     ContactStatus,
     Organisation,
-    StakeholderType,
     Topic,
-    search_key,
     subscriptions,
 )
 from jeg_contacts.contacts.services import (
@@ -39,15 +44,12 @@ from jeg_contacts.contacts.services import (
     normalise_email,
     record_consent,
 )
-from jeg_contacts.countries import iso_codes
 from jeg_contacts.directory import models  # noqa: F401  (the directory's indexes)
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.signup.services import send_confirmation
 
 PER_PAGE = 50
-MAX_QUERY_LENGTH = 200
 # Bulk writes go in slices, keeping each statement's parameters under every database's limit.
 BULK_SLICE = 500
 
@@ -66,183 +68,6 @@ BASIS_NEEDED = (
 # --- Finding contacts ---------------------------------------------------------------------
 
 
-def _day(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(dict.fromkeys(values))
-
-
-# The largest id an INTEGER primary key holds on every supported database (PostgreSQL's int4).
-MAX_ID = 2**31 - 1
-
-
-def parse_ids(values: Iterable[str]) -> list[int]:
-    """The record ids among `values`, once each; anything else is dropped."""
-    ids = (int(value) for value in values if value.isascii() and value.isdigit())
-    return list(dict.fromkeys(value for value in ids if value <= MAX_ID))
-
-
-@dataclass(frozen=True)
-class ContactFilter:
-    """Which contacts to show or address; empty fields do not narrow anything.
-
-    Erased contacts are left out unless `statuses` asks for them."""
-
-    q: str = ""
-    topic_ids: tuple[int, ...] = ()  # subscribed to any of these
-    stakeholder_types: tuple[StakeholderType, ...] = ()
-    countries: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    statuses: tuple[ContactStatus, ...] = ()
-    created_from: date | None = None
-    created_to: date | None = None
-
-    @classmethod
-    def from_args(cls, args: MultiDict[str, str]) -> Self:
-        """The filter described by query arguments; values that mean nothing are ignored, so
-        an edited or outdated bookmark still opens."""
-        types = {member.value: member for member in StakeholderType}
-        statuses = {member.value: member for member in ContactStatus}
-        return cls(
-            q=" ".join(args.get("q", "").split())[:MAX_QUERY_LENGTH],
-            topic_ids=tuple(parse_ids(args.getlist("topic"))),
-            stakeholder_types=_unique(types[v] for v in args.getlist("type") if v in types),
-            countries=_unique(v for v in args.getlist("country") if v in iso_codes()),
-            languages=_unique(v for v in args.getlist("language") if v in LANGUAGES),
-            statuses=_unique(statuses[v] for v in args.getlist("status") if v in statuses),
-            created_from=_day(args.get("since")),
-            created_to=_day(args.get("until")),
-        )
-
-    def to_args(self) -> dict[str, list[str]]:
-        """Query arguments that `from_args` reads back into an equal filter."""
-        args = {
-            "q": [self.q] if self.q else [],
-            "topic": [str(topic_id) for topic_id in self.topic_ids],
-            "type": [member.value for member in self.stakeholder_types],
-            "country": list(self.countries),
-            "language": list(self.languages),
-            "status": [member.value for member in self.statuses],
-            "since": [self.created_from.isoformat()] if self.created_from else [],
-            "until": [self.created_to.isoformat()] if self.created_to else [],
-        }
-        return {name: values for name, values in args.items() if values}
-
-    @property
-    def is_empty(self) -> bool:
-        return self == ContactFilter()
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, UTC)
-
-
-def filter_contacts(query: sa.Select, contact_filter: ContactFilter) -> sa.Select:
-    """`query` (a select over Contact) narrowed to the contacts `contact_filter` describes.
-
-    Conditions on organisations and topics are IN-subqueries rather than joins: organisations
-    are only read when the filter needs them, the result stays one row per contact, and the
-    caller may still join organisations itself (to sort by them)."""
-    f = contact_filter
-    # Every word must appear in the name, the address or the organisation's name.
-    for word in search_key(f.q).split():
-        organisations = sa.select(Organisation.id).where(
-            Organisation.normalised_name.contains(word, autoescape=True)
-        )
-        query = query.where(
-            sa.or_(
-                Contact.search_name.contains(word, autoescape=True),
-                Contact.email_key.contains(word, autoescape=True),
-                Contact.organisation_id.in_(organisations),
-            )
-        )
-    if f.topic_ids:
-        query = query.where(
-            sa.exists()
-            .where(subscriptions.c.contact_id == Contact.id)
-            .where(subscriptions.c.topic_id.in_(f.topic_ids))
-        )
-    if f.stakeholder_types:
-        query = query.where(
-            Contact.organisation_id.in_(
-                sa.select(Organisation.id).where(
-                    Organisation.stakeholder_type.in_(f.stakeholder_types)
-                )
-            )
-        )
-    if f.countries:
-        query = query.where(Contact.country.in_(f.countries))
-    if f.languages:
-        query = query.where(Contact.language.in_(f.languages))
-    if f.statuses:
-        query = query.where(Contact.status.in_(f.statuses))
-    else:
-        query = query.where(Contact.status != ContactStatus.ERASED)
-    if f.created_from:
-        query = query.where(Contact.created_at >= _start_of(f.created_from))
-    if f.created_to:
-        query = query.where(Contact.created_at < _start_of(f.created_to + timedelta(days=1)))
-    return query
-
-
-# Sort keys of the directory; ties are broken by name, then id, so pages never overlap.
-SORT_KEYS = ("name", "email", "organisation", "country", "status", "signed_up")
-DEFAULT_SORT = "name"
-
-
-def normalise_sort(raw: str | None) -> str:
-    """`raw` if it names a sort order ("name", "-signed_up", ...), else the default."""
-    return raw if raw and raw.removeprefix("-") in SORT_KEYS else DEFAULT_SORT
-
-
-def sort_contacts(query: sa.Select, sort: str, *, walk_organisations: bool = False) -> sa.Select:
-    """`query` ordered by a directory sort key; a leading "-" sorts descending.
-
-    With `walk_organisations`, sorting by organisation uses an inner join when that gives the
-    same rows (every matching contact has an organisation): the database can then read
-    organisations in name order and stop once a page is full, instead of sorting every match.
-    Worth it for broad selections; a text search is better served by sorting its few matches.
-    """
-    sort = normalise_sort(sort)
-    if sort.removeprefix("-") == "organisation":
-        inner = walk_organisations and not db.session.scalar(
-            sa.select(query.where(Contact.organisation_id.is_(None)).exists())
-        )
-        query = query.join(
-            Organisation, Contact.organisation_id == Organisation.id, isouter=not inner
-        )
-    return _ordered(query, sort)
-
-
-def _ordered(query: sa.Select, sort: str) -> sa.Select:
-    """`query`, which joins organisations when sorting by them, in the order of `sort`."""
-    key = sort.removeprefix("-")
-    columns: list[Any] = {
-        # Same-named organisations (a ministry in each country) apart, by country then id:
-        # each one's contacts can then come from an index already in order, with no sort.
-        "organisation": [
-            Organisation.normalised_name,
-            Organisation.country,
-            Organisation.id,
-            Contact.search_name,
-        ],
-        "name": [Contact.search_name],
-        "email": [Contact.email_key],
-        "country": [Contact.country, Contact.search_name],
-        "status": [Contact.status, Contact.search_name],
-        "signed_up": [Contact.created_at],
-    }[key]
-    columns.append(Contact.id)
-    if sort.startswith("-"):
-        return query.order_by(*(column.desc() for column in columns))
-    return query.order_by(*columns)
-
-
 def _in_page_order(contact_filter: ContactFilter, sort: str) -> sa.Select:
     """Ids of the filter's matches, in the order the directory pages them."""
     sort = normalise_sort(sort)
@@ -258,7 +83,7 @@ def _in_page_order(contact_filter: ContactFilter, sort: str) -> sa.Select:
         query = query.join(Organisation, Contact.organisation_id == Organisation.id).where(
             Organisation.stakeholder_type.in_(types)
         )
-        return _ordered(query, sort)
+        return order_contacts(query, sort)
     matches = filter_contacts(sa.select(Contact.id), contact_filter)
     return sort_contacts(matches, sort, walk_organisations=not contact_filter.q)
 
@@ -300,40 +125,9 @@ def _count_not_erased() -> int:
     return db.session.scalar(sa.select(everyone - erased)) or 0
 
 
-def all_topics() -> list[Topic]:
-    """Every topic, archived ones included (they can still be filtered on and removed)."""
-    return list(db.session.scalars(sa.select(Topic).order_by(Topic.position, Topic.id)))
-
-
 def has_contacts() -> bool:
     """Whether the directory holds anyone at all (to tell "no match" from "nothing yet")."""
     return db.session.scalar(sa.select(sa.exists().where(Contact.id.is_not(None)))) or False
-
-
-def describe_filter(contact_filter: ContactFilter) -> str:
-    """The filter in words, for confirmation pages and the audit log."""
-    f = contact_filter
-    parts = []
-    if f.q:
-        parts.append(f"search “{f.q}”")
-    if f.topic_ids:
-        slugs = db.session.scalars(
-            sa.select(Topic.slug).where(Topic.id.in_(f.topic_ids)).order_by(Topic.slug)
-        )
-        parts.append("topic " + " or ".join(slugs))
-    if f.stakeholder_types:
-        parts.append("type " + " or ".join(member.label for member in f.stakeholder_types))
-    if f.countries:
-        parts.append("country " + " or ".join(f.countries))
-    if f.languages:
-        parts.append("language " + " or ".join(f.languages))
-    if f.statuses:
-        parts.append("status " + " or ".join(member.value for member in f.statuses))
-    if f.created_from:
-        parts.append(f"signed up from {f.created_from.isoformat()}")
-    if f.created_to:
-        parts.append(f"signed up until {f.created_to.isoformat()}")
-    return "; ".join(parts) if parts else "all contacts except erased ones"
 
 
 # --- Changing one contact -----------------------------------------------------------------

@@ -8,6 +8,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.routing import BuildError
 
+from jeg_contacts.audiences.services import (
+    DEFAULT_SORT,
+    ContactFilter,
+    all_topics,
+    describe_filter,
+    normalise_sort,
+    parse_ids,
+)
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
@@ -16,7 +24,7 @@ from jeg_contacts.countries import country_choices, country_groups
 from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, NewContactForm, StatusForm
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.extensions import db
+from jeg_contacts.extensions import MAX_ID, db
 from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("directory", __name__, url_prefix="/admin")
@@ -44,18 +52,18 @@ _FORM_FIELDS = (
 # --- Helpers ------------------------------------------------------------------------------
 
 
-def _listing() -> tuple[services.ContactFilter, str]:
+def _listing() -> tuple[ContactFilter, str]:
     """The filter and sort order carried in the query string."""
     return (
-        services.ContactFilter.from_args(request.args),
-        services.normalise_sort(request.args.get("sort")),
+        ContactFilter.from_args(request.args),
+        normalise_sort(request.args.get("sort")),
     )
 
 
-def _listing_args(contact_filter: services.ContactFilter, sort: str) -> dict[str, Any]:
+def _listing_args(contact_filter: ContactFilter, sort: str) -> dict[str, Any]:
     """Query arguments that reopen the directory as it was."""
     args: dict[str, Any] = contact_filter.to_args()
-    if sort != services.DEFAULT_SORT:
+    if sort != DEFAULT_SORT:
         args["sort"] = sort
     return args
 
@@ -66,11 +74,11 @@ def _ticked_scope() -> bool:
 
 
 def _ticked_ids() -> list[int]:
-    return services.parse_ids(request.values.getlist("ids"))[:MAX_TICKED]
+    return parse_ids(request.values.getlist("ids"))[:MAX_TICKED]
 
 
 def _contact_or_404(contact_id: int) -> Contact:
-    if contact_id > services.MAX_ID:  # the database would refuse the number itself
+    if contact_id > MAX_ID:  # the database would refuse the number itself
         abort(404)
     return db.get_or_404(Contact, contact_id)
 
@@ -159,7 +167,7 @@ def contacts() -> str:
         sort=sort,
         listing_args=_listing_args(contact_filter, sort),
         directory_is_empty=not page.total and not services.has_contacts(),
-        topics=services.all_topics(),
+        topics=all_topics(),
         stakeholder_types=list(StakeholderType),
         country_groups=country_groups("en"),
         country_names=dict(country_choices("en")),
@@ -337,7 +345,7 @@ def change_status(contact_id: int) -> Response:
 
 def _render_bulk(
     form: BulkForm,
-    contact_filter: services.ContactFilter,
+    contact_filter: ContactFilter,
     sort: str,
     ids: list[int],
     status: int = 200,
@@ -347,7 +355,7 @@ def _render_bulk(
         "directory/bulk.html",
         form=form,
         contact_filter=contact_filter,
-        description=services.describe_filter(contact_filter),
+        description=describe_filter(contact_filter),
         listing_args=_listing_args(contact_filter, sort),
         ids=ids,
         selected=services.count_selected(contact_filter, ids),
@@ -365,7 +373,7 @@ def bulk() -> Response | tuple[str, int]:
     if _ticked_scope() and not ids:
         flash("Tick at least one contact first, or choose a bulk action for all matches.", "error")
         return redirect(url_for(".contacts", **_listing_args(contact_filter, sort)))
-    form = BulkForm(request.args, meta={"csrf": False}, topics=services.all_topics())
+    form = BulkForm(request.args, meta={"csrf": False}, topics=all_topics())
     if "action" not in request.args:
         return _render_bulk(form, contact_filter, sort, ids)
     try:
@@ -385,7 +393,7 @@ def apply_bulk() -> Response | tuple[str, int]:
     if _ticked_scope() and not ids:
         flash("No contact was ticked; nothing was changed.", "error")
         return redirect(url_for(".contacts", **_listing_args(contact_filter, sort)))
-    form = BulkForm(topics=services.all_topics())
+    form = BulkForm(topics=all_topics())
     if not form.validate():
         flash("The form expired or was incomplete; nothing was changed. Choose again.", "error")
         scope = {"scope": "ticked", "ids": ids} if ids else {}

@@ -13,10 +13,10 @@ from flask_babel import force_locale
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.auth.services import user_by_email
 from jeg_contacts.contacts.models import ContactStatus, StakeholderType, Topic
 from jeg_contacts.countries import iso_codes
-from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import limits, services
 from jeg_contacts.exports.imports import (

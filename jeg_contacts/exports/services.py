@@ -18,6 +18,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale
 
+from jeg_contacts.audiences.services import (
+    ContactFilter,
+    describe_filter,
+    filter_contacts,
+    normalise_sort,
+    sort_contacts,
+)
 from jeg_contacts.audit import services as audit
 from jeg_contacts.contacts.models import (
     Contact,
@@ -28,13 +35,6 @@ from jeg_contacts.contacts.models import (
     subscriptions,
 )
 from jeg_contacts.countries import country_name
-from jeg_contacts.directory.services import (
-    ContactFilter,
-    describe_filter,
-    filter_contacts,
-    normalise_sort,
-    sort_contacts,
-)
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import vcard
 from jeg_contacts.exports.xlsx import SheetWriter

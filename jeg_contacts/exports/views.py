@@ -21,17 +21,16 @@ from flask import (
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from jeg_contacts.auth.access import requires
-from jeg_contacts.auth.models import Role
-from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.countries import country_groups
-from jeg_contacts.directory.services import (
-    MAX_ID,
+from jeg_contacts.audiences.services import (
     ContactFilter,
     all_topics,
     describe_filter,
     normalise_sort,
 )
+from jeg_contacts.auth.access import requires
+from jeg_contacts.auth.models import Role
+from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
+from jeg_contacts.countries import country_groups
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import jobs, limits, personal_data, services, uploads
 from jeg_contacts.exports.forms import CommitForm, EraseForm, ImportSettingsForm, UploadForm
@@ -43,7 +42,7 @@ from jeg_contacts.exports.mapping import (
     suggest_mapping,
 )
 from jeg_contacts.exports.reading import Table, UnreadableFile, megabytes
-from jeg_contacts.extensions import db
+from jeg_contacts.extensions import MAX_ID, db
 
 bp = Blueprint("exports", __name__, url_prefix="/admin")
 

@@ -13,12 +13,16 @@ from flask import current_app
 from flask_babel import force_locale
 from markupsafe import Markup
 from sqlalchemy.orm import selectinload
-from werkzeug.datastructures import MultiDict
 
+from jeg_contacts.audiences.services import (
+    audience_filter,
+    audience_query,
+    audience_topic_ids,
+    describe_audience,
+)
 from jeg_contacts.audit.services import Actor, changes_between, record
 from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, search_key
 from jeg_contacts.contacts.services import clean_line, email_key, normalise_email
-from jeg_contacts.directory.services import ContactFilter, describe_filter, filter_contacts
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
@@ -61,29 +65,6 @@ class AnnouncementDraft:
     body_ru: str | None = None
     criteria: dict[str, Any] | None = None
     saved_audience_id: int | None = None
-
-
-def audience_filter(criteria: dict[str, Any]) -> ContactFilter:
-    """The directory filter stored as an audience's criteria (ContactFilter.to_args())."""
-    return ContactFilter.from_args(MultiDict(criteria or {}))
-
-
-def audience_query(criteria: dict[str, Any]) -> sa.Select:
-    """The active contacts an audience reaches, as a select of Contact ids. Whatever the
-    criteria say about status, only active contacts ever receive announcements."""
-    query = filter_contacts(sa.select(Contact.id), audience_filter(criteria))
-    return query.where(Contact.status == ContactStatus.ACTIVE)
-
-
-def audience_size(criteria: dict[str, Any]) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(audience_query(criteria).subquery())
-    )
-
-
-def audience_topic_ids(criteria: dict[str, Any]) -> set[int]:
-    """Topics the audience selects on; empty when it does not filter by topic."""
-    return set(audience_filter(criteria).topic_ids)
 
 
 def _validated(draft: AnnouncementDraft) -> dict[str, Any]:
@@ -154,14 +135,6 @@ def effective_criteria(announcement: Announcement) -> dict[str, Any]:
     if announcement.saved_audience is not None:
         return announcement.saved_audience.criteria
     return announcement.criteria or {}
-
-
-def describe_audience(criteria: dict[str, Any]) -> str:
-    """Who an audience reaches, in words, e.g. "active contacts with country Kazakhstan"."""
-    contact_filter = audience_filter(criteria)
-    if contact_filter.is_empty:
-        return "every active contact"
-    return "active contacts with " + describe_filter(contact_filter)
 
 
 def save_audience(name: str, criteria: dict[str, Any], by: Actor | None = None) -> SavedAudience:
@@ -572,20 +545,6 @@ def checked_test_address(raw: str) -> str:
         if len(candidate) <= 254 and _LOCAL_ADDRESS.fullmatch(candidate):
             return candidate
         raise
-
-
-def audience_languages(criteria: dict[str, Any]) -> dict[str, int]:
-    """How many of the audience's active contacts read each language."""
-    ids = audience_query(criteria).subquery()
-    rows = db.session.execute(
-        sa.select(Contact.language, sa.func.count())
-        .where(Contact.id.in_(sa.select(ids.c.id)))
-        .group_by(Contact.language)
-    ).all()
-    counts = dict.fromkeys(LANGUAGES, 0)
-    for language, count in rows:
-        counts[language if language in counts else "en"] += count
-    return counts
 
 
 def saved_audiences() -> list[SavedAudience]:

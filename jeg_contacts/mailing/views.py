@@ -21,14 +21,20 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
+from jeg_contacts.audiences.services import (
+    all_topics,
+    audience_filter,
+    audience_languages,
+    audience_size,
+    describe_audience,
+)
 from jeg_contacts.audit.services import Actor
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import StakeholderType
 from jeg_contacts.countries import country_groups
-from jeg_contacts.directory.services import MAX_ID, all_topics
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.extensions import MAX_ID, db, utcnow
 from jeg_contacts.i18n import LANGUAGE_NAMES, LANGUAGES
 from jeg_contacts.mailing import services
 from jeg_contacts.mailing.forms import (
@@ -82,7 +88,7 @@ def _member(enum: type[StrEnum], raw: str | None) -> Any:
 
 def _criteria(values: MultiDict) -> dict[str, list[str]]:
     """The audience filters among submitted values, normalised as they are stored."""
-    return services.audience_filter({key: values.getlist(key) for key in AUDIENCE_ARGS}).to_args()
+    return audience_filter({key: values.getlist(key) for key in AUDIENCE_ARGS}).to_args()
 
 
 def _saved_audience(raw: str | None) -> SavedAudience | None:
@@ -93,7 +99,7 @@ def _saved_audience(raw: str | None) -> SavedAudience | None:
 
 
 def _describe(criteria: dict[str, Any]) -> str:
-    return services.describe_audience(criteria)
+    return describe_audience(criteria)
 
 
 def _count_text(count: int) -> str:
@@ -251,10 +257,10 @@ def _render_compose(
         "mailing/compose.html",
         form=form,
         announcement=announcement,
-        chosen=services.audience_filter(criteria).to_args(),
+        chosen=audience_filter(criteria).to_args(),
         audience_locked=announcement is not None
         and announcement.status is AnnouncementStatus.SCHEDULED,
-        recipient_count=services.audience_size(effective),
+        recipient_count=audience_size(effective),
         audience_description=_describe(effective),
         saved_audience=saved,
         placeholders=services.SAMPLE_VALUES,
@@ -339,7 +345,7 @@ def _save_audience(
         db.session.rollback()
         name_field.errors = [f"“{name}” was saved by someone else just now; try again."]
         return _render_compose(form, announcement, criteria, 409)
-    count = services.audience_size(audience.criteria)
+    count = audience_size(audience.criteria)
     form = AnnouncementForm(formdata=request.form, audiences=services.saved_audiences())
     form.saved_audience.data = str(audience.id)
     form.audience_name.data = ""
@@ -379,7 +385,7 @@ def audience_count() -> Response:
     """How many active contacts an audience reaches now (for the compose page's live count)."""
     saved = _saved_audience(request.args.get("saved_audience"))
     criteria = saved.criteria if saved is not None else _criteria(request.args)
-    count = services.audience_size(criteria)
+    count = audience_size(criteria)
     description = _describe(criteria)
     if saved is not None:
         description = f"saved audience “{saved.name}”: {description}"
@@ -437,9 +443,7 @@ def _render_detail(
         ],
         audience_description=_describe(criteria),
         recipient_count=(
-            services.audience_size(criteria)
-            if announcement.status is AnnouncementStatus.DRAFT
-            else None
+            audience_size(criteria) if announcement.status is AnnouncementStatus.DRAFT else None
         ),
         test_form=test_form,
         action_form=ConfirmForm(),
@@ -504,7 +508,7 @@ def send_test(announcement_id: int) -> Response | tuple[str, int]:
 
 def _render_send(announcement: Announcement, form: SendForm, status: int = 200) -> tuple[str, int]:
     criteria = services.effective_criteria(announcement)
-    count = services.audience_size(criteria)
+    count = audience_size(criteria)
     if form.confirmed_count.data is None:
         form.confirmed_count.data = count
     now = utcnow()
@@ -513,7 +517,7 @@ def _render_send(announcement: Announcement, form: SendForm, status: int = 200) 
         announcement=announcement,
         form=form,
         count=count,
-        languages=services.audience_languages(criteria),
+        languages=audience_languages(criteria),
         audience_description=_describe(criteria),
         now=now,
         earliest=(now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M"),

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from jeg_contacts.audiences.services import audience_topic_ids
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic, subscriptions
 from jeg_contacts.exports import uploads
 from jeg_contacts.extensions import db, utcnow
@@ -42,7 +43,6 @@ from jeg_contacts.mailing.models import (
 )
 from jeg_contacts.mailing.rendering import LanguageVersion, MessageFactory, Recipient
 from jeg_contacts.mailing.services import (
-    audience_topic_ids,
     effective_criteria,
     language_version,
     list_id,

@@ -5,10 +5,11 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import ConsentAction, ConsentEvent, Contact, ContactStatus
 from jeg_contacts.directory import services
-from jeg_contacts.directory.services import BulkAction, BulkChange, ContactFilter
+from jeg_contacts.directory.services import BulkAction, BulkChange
 from jeg_contacts.extensions import db
 from tests.conftest import csrf_token
 from tests.directory.conftest import audit_entries, load_contact, make_contact, topic_id

@@ -10,8 +10,8 @@ import vobject
 from openpyxl import load_workbook
 from werkzeug.datastructures import MultiDict
 
+from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.contacts.models import Contact
-from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.exports import services
 from jeg_contacts.extensions import db
 from tests.conftest import topic_ids

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation
-from jeg_contacts.directory.services import ContactFilter
 from jeg_contacts.exports import services
 from jeg_contacts.extensions import db
 from tests.conftest import make_app

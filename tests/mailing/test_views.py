@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from jeg_contacts.audiences.services import audience_size
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db, utcnow
@@ -323,7 +324,7 @@ def test_audience_count_matches_the_service_and_counts_only_active_contacts(mail
     ]:
         data = editor.get(f"/admin/announcements/audience-count?{query}").get_json()
         with mail_app.app_context():
-            assert data["count"] == services.audience_size(criteria) == expected, query
+            assert data["count"] == audience_size(criteria) == expected, query
         assert data["text"] == f"{expected} active contact" + ("" if expected == 1 else "s")
 
 

@@ -1,4 +1,4 @@
-"""ContactFilter and the directory queries: what matches, in which order."""
+"""ContactFilter and the sort keys: which contacts match, in which order."""
 
 from datetime import UTC, date, datetime
 
@@ -7,14 +7,13 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
-from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.directory.services import (
+from jeg_contacts.audiences.services import (
     ContactFilter,
-    directory_page,
     filter_contacts,
     normalise_sort,
     sort_contacts,
 )
+from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
 from jeg_contacts.extensions import db
 from tests.directory.conftest import make_contact, topic_id
 
@@ -244,40 +243,3 @@ def sortable(app):
 )
 def test_every_sort_key_orders_both_ways(app, sortable, sort, expected):
     assert matching_ids(app, ContactFilter(), sort) == [sortable[key] for key in expected]
-
-
-def test_sorting_by_organisation_keeps_contacts_without_one(app):
-    with_organisation = make_contact(app, family_name="With")
-    without = make_contact(app, family_name="Without")
-    with app.app_context():
-        db.session.get(Contact, without).organisation = None
-        db.session.commit()
-        page = directory_page(ContactFilter(), "organisation", 1)
-
-    assert page.total == 2
-    assert {contact.id for contact in page.items} == {with_organisation, without}
-
-
-def test_directory_page_counts_everything_and_loads_fifty(app):
-    with app.app_context():
-        for number in range(55):
-            db.session.add(
-                Contact(
-                    given_name="Person",
-                    family_name=f"{number:03d}",
-                    email=f"p{number}@example.org",
-                    email_key=f"p{number}@example.org",
-                    link_secret="x",
-                    status=ContactStatus.ACTIVE,
-                )
-            )
-        db.session.commit()
-        first = directory_page(ContactFilter(), "name", 1)
-        second = directory_page(ContactFilter(), "name", 2)
-        beyond = directory_page(ContactFilter(), "name", 9)
-
-    assert (first.total, len(first.items), first.pages) == (55, 50, 2)
-    assert [contact.family_name for contact in second.items] == ["050", "051", "052", "053", "054"]
-    assert second.total == 55
-    assert beyond.items == []
-    assert beyond.total == 55

@@ -1,0 +1,1 @@
+"""Audiences: the one contact filter shared by the directory, announcements and exports."""
