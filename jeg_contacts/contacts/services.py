@@ -469,21 +469,75 @@ def record_consent(
 ) -> ConsentEvent:
     """Add an event to the contact's consent log, under the current privacy notice when it is
     the person's own act."""
-    event = ConsentEvent(
-        contact=contact,
-        action=action,
-        wording_version=None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
-        source=source,
-        detail=detail,
-    )
+    event = ConsentEvent(contact=contact, **consent_values(action, source, detail))
     db.session.add(event)
     return event
 
 
+def consent_values(action: ConsentAction, source: str, detail: str | None = None) -> dict[str, Any]:
+    """A consent event's own values (an import inserts them in bulk, record_consent one at a
+    time): the privacy notice's version only when it is the person's own act."""
+    return {
+        "action": action,
+        "wording_version": None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
+        "source": source,
+        "detail": detail,
+    }
+
+
 def describe_subscription(contact: Contact) -> str:
     """A short, personal-data-free summary for the consent log."""
-    slugs = ", ".join(topic.slug for topic in contact.topics)
-    return f"topics: {slugs}; language: {contact.language}"
+    return subscription_summary((topic.slug for topic in contact.topics), contact.language)
+
+
+def subscription_summary(topic_slugs: Iterable[str], language: str) -> str:
+    """describe_subscription for topics and a language not (yet) on a Contact."""
+    return f"topics: {', '.join(topic_slugs)}; language: {language}"
+
+
+# The fields of a contact an audit entry records as they are; status, organisation and topics
+# are recorded by audit_snapshot as plain values.
+AUDITED_FIELDS = (
+    "salutation",
+    "given_name",
+    "family_name",
+    "job_title",
+    "email",
+    "phone",
+    "country",
+    "language",
+)
+
+
+def audit_snapshot(contact: Contact) -> dict[str, Any]:
+    """The audited fields of a contact: plain values, topics as sorted slugs."""
+    organisation = contact.organisation
+    return snapshot_values(
+        contact,
+        status=contact.status,
+        organisation=organisation.name if organisation else None,
+        organisation_country=organisation.country if organisation else None,
+        topic_slugs=(topic.slug for topic in contact.topics),
+    )
+
+
+def snapshot_values(
+    fields: Any,
+    *,
+    status: ContactStatus | None,
+    organisation: str | None,
+    organisation_country: str | None,
+    topic_slugs: Iterable[str],
+) -> dict[str, Any]:
+    """audit_snapshot from any object with the AUDITED_FIELDS as attributes (a Contact, a
+    database row, an imported row's checked values) and the rest given."""
+    return {
+        **{name: getattr(fields, name) for name in AUDITED_FIELDS},
+        "status": status.value if status else None,
+        "organisation": organisation,
+        "organisation_country": organisation_country,
+        "topics": sorted(topic_slugs),
+    }
 
 
 def _iso(value: Any) -> str | None:
