@@ -55,16 +55,30 @@ def record(
             user = current_user._get_current_object()
         actor = Actor.staff(user) if user is not None else Actor(None, "system")
     entry = AuditEntry(
-        user=actor.user,
-        actor=actor.label,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        summary=summary[:500],
-        changes=dict(changes) if changes else None,
+        user=actor.user, **entry_values(actor, action, entity_type, entity_id, summary, changes)
     )
     db.session.add(entry)
     return entry
+
+
+def entry_values(
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    summary: str,
+    changes: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit entry's own values, but its user (an import inserts them in bulk with the
+    user's id, record adds them one at a time)."""
+    return {
+        "actor": actor.label[:254],
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "summary": summary[:500],
+        "changes": dict(changes) if changes else None,
+    }
 
 
 # What erasure leaves in place of a person's data, in changes and summaries alike.

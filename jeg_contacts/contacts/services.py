@@ -286,9 +286,7 @@ def active_topics() -> list[Topic]:
 
 def topics_by_ids(topic_ids: Iterable[int]) -> list[Topic]:
     """Active topics for these ids; unknown or archived ids are a validation error."""
-    wanted = set(topic_ids)
-    if not wanted:
-        raise ValidationFailed("topics", _("Choose at least one topic."))
+    wanted = check_topics_chosen(topic_ids)
     found = list(
         db.session.scalars(
             sa.select(Topic).where(Topic.id.in_(wanted), Topic.active).order_by(Topic.position)
@@ -335,44 +333,88 @@ class CleanProfile:
     topics: list[Topic]
 
 
+# The rules of one profile field each: check_profile applies them all to a form, and an
+# import (exports.rows.check_row) applies the same ones to every row, collecting every failure.
+
+
+def check_organisation_name(value: str | None) -> str:
+    """The organisation's name: one line, required, at most 200 characters, no < or >."""
+    name = clean_line("organisation_name", value, max_length=200, required=True)
+    if "<" in name or ">" in name:
+        raise ValidationFailed(
+            "organisation_name", _("Names cannot contain the characters < or >.")
+        )
+    return name
+
+
+def check_stakeholder_type(value: str | None) -> StakeholderType:
+    try:
+        return StakeholderType(value)
+    except ValueError:
+        raise ValidationFailed("stakeholder_type", _("Choose a type from the list.")) from None
+
+
+def check_website(value: str | None) -> str:
+    website = clean_line("organisation_website", value, max_length=300)
+    if website and not website.startswith(("https://", "http://")):
+        raise ValidationFailed(
+            "organisation_website", _("Enter a web address starting with https://")
+        )
+    return website
+
+
+def check_salutation(value: str | None) -> str | None:
+    salutation = value or None
+    if salutation is not None and salutation not in SALUTATIONS:
+        raise ValidationFailed("salutation", _("Choose a salutation from the list."))
+    return salutation
+
+
+def check_job_title(value: str | None) -> str:
+    return clean_line("job_title", value, max_length=200)
+
+
+def check_phone(value: str | None) -> str:
+    phone = clean_line("phone", value, max_length=40)
+    if phone and not all(ch.isdigit() or ch in " +-()." for ch in phone):
+        raise ValidationFailed(
+            "phone", _("Use digits, spaces and + - ( ) . only in the phone number.")
+        )
+    return phone
+
+
+def check_language(value: str | None) -> str:
+    if value not in LANGUAGES:
+        raise ValidationFailed("language", _("Choose a language from the list."))
+    return value
+
+
+def check_topics_chosen(topic_ids: Iterable[int]) -> set[int]:
+    """The chosen topic ids; ValidationFailed when there are none."""
+    chosen = set(topic_ids)
+    if not chosen:
+        raise ValidationFailed("topics", _("Choose at least one topic."))
+    return chosen
+
+
 def check_profile(data: ProfileData) -> CleanProfile:
     """Validate `data` in full as apply_profile does, changing nothing; ValidationFailed if not.
 
     A sign-up for an address already on file is checked here and kept until its owner
     confirms, so nothing stored about them changes before."""
-    organisation_name = clean_line(
-        "organisation_name", data.organisation_name, max_length=200, required=True
-    )
-    if "<" in organisation_name or ">" in organisation_name:
-        raise ValidationFailed(
-            "organisation_name", _("Names cannot contain the characters < or >.")
-        )
-    try:
-        stakeholder_type = StakeholderType(data.stakeholder_type)
-    except ValueError:
-        raise ValidationFailed("stakeholder_type", _("Choose a type from the list.")) from None
+    organisation_name = check_organisation_name(data.organisation_name)
+    stakeholder_type = check_stakeholder_type(data.stakeholder_type)
     organisation_country = check_country(
         "organisation_country", data.organisation_country, required=True
     )
-    website = clean_line("organisation_website", data.organisation_website, max_length=300)
-    if website and not website.startswith(("https://", "http://")):
-        raise ValidationFailed(
-            "organisation_website", _("Enter a web address starting with https://")
-        )
-    salutation = data.salutation or None
-    if salutation is not None and salutation not in SALUTATIONS:
-        raise ValidationFailed("salutation", _("Choose a salutation from the list."))
+    website = check_website(data.organisation_website)
+    salutation = check_salutation(data.salutation)
     given_name = clean_person_name("given_name", data.given_name)
     family_name = clean_person_name("family_name", data.family_name)
-    job_title = clean_line("job_title", data.job_title, max_length=200)
-    phone = clean_line("phone", data.phone, max_length=40)
-    if phone and not all(ch.isdigit() or ch in " +-()." for ch in phone):
-        raise ValidationFailed(
-            "phone", _("Use digits, spaces and + - ( ) . only in the phone number.")
-        )
+    job_title = check_job_title(data.job_title)
+    phone = check_phone(data.phone)
     country = check_country("country", data.country) or organisation_country
-    if data.language not in LANGUAGES:
-        raise ValidationFailed("language", _("Choose a language from the list."))
+    language = check_language(data.language)
     return CleanProfile(
         organisation_name=organisation_name,
         stakeholder_type=stakeholder_type,
@@ -384,7 +426,7 @@ def check_profile(data: ProfileData) -> CleanProfile:
         job_title=job_title,
         phone=phone,
         country=country,
-        language=data.language,
+        language=language,
         topics=topics_by_ids(data.topic_ids),
     )
 
@@ -427,21 +469,75 @@ def record_consent(
 ) -> ConsentEvent:
     """Add an event to the contact's consent log, under the current privacy notice when it is
     the person's own act."""
-    event = ConsentEvent(
-        contact=contact,
-        action=action,
-        wording_version=None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
-        source=source,
-        detail=detail,
-    )
+    event = ConsentEvent(contact=contact, **consent_values(action, source, detail))
     db.session.add(event)
     return event
 
 
+def consent_values(action: ConsentAction, source: str, detail: str | None = None) -> dict[str, Any]:
+    """A consent event's own values (an import inserts them in bulk, record_consent one at a
+    time): the privacy notice's version only when it is the person's own act."""
+    return {
+        "action": action,
+        "wording_version": None if action in STAFF_CONSENT_ACTIONS else PRIVACY_NOTICE_VERSION,
+        "source": source,
+        "detail": detail,
+    }
+
+
 def describe_subscription(contact: Contact) -> str:
     """A short, personal-data-free summary for the consent log."""
-    slugs = ", ".join(topic.slug for topic in contact.topics)
-    return f"topics: {slugs}; language: {contact.language}"
+    return subscription_summary((topic.slug for topic in contact.topics), contact.language)
+
+
+def subscription_summary(topic_slugs: Iterable[str], language: str) -> str:
+    """describe_subscription for topics and a language not (yet) on a Contact."""
+    return f"topics: {', '.join(topic_slugs)}; language: {language}"
+
+
+# The fields of a contact an audit entry records as they are; status, organisation and topics
+# are recorded by audit_snapshot as plain values.
+AUDITED_FIELDS = (
+    "salutation",
+    "given_name",
+    "family_name",
+    "job_title",
+    "email",
+    "phone",
+    "country",
+    "language",
+)
+
+
+def audit_snapshot(contact: Contact) -> dict[str, Any]:
+    """The audited fields of a contact: plain values, topics as sorted slugs."""
+    organisation = contact.organisation
+    return snapshot_values(
+        contact,
+        status=contact.status,
+        organisation=organisation.name if organisation else None,
+        organisation_country=organisation.country if organisation else None,
+        topic_slugs=(topic.slug for topic in contact.topics),
+    )
+
+
+def snapshot_values(
+    fields: Any,
+    *,
+    status: ContactStatus | None,
+    organisation: str | None,
+    organisation_country: str | None,
+    topic_slugs: Iterable[str],
+) -> dict[str, Any]:
+    """audit_snapshot from any object with the AUDITED_FIELDS as attributes (a Contact, a
+    database row, an imported row's checked values) and the rest given."""
+    return {
+        **{name: getattr(fields, name) for name in AUDITED_FIELDS},
+        "status": status.value if status else None,
+        "organisation": organisation,
+        "organisation_country": organisation_country,
+        "topics": sorted(topic_slugs),
+    }
 
 
 def _iso(value: Any) -> str | None:

@@ -22,7 +22,9 @@ from sqlalchemy.orm import selectinload
 
 from jeg_contacts.audit import services as audit
 from jeg_contacts.audit.models import AuditEntry
-from jeg_contacts.auth.models import User
+
+# Who imports: a staff account, or the command line.
+from jeg_contacts.audit.services import Actor
 from jeg_contacts.contacts.models import (
     ConsentAction,
     ConsentEvent,
@@ -36,11 +38,14 @@ from jeg_contacts.contacts.models import (
 from jeg_contacts.contacts.services import (
     EmailNormaliser,
     consent_basis,
+    consent_values,
     describe_subscription,
     email_hash,
     email_key,
     new_link_secret,
     record_consent,
+    snapshot_values,
+    subscription_summary,
 )
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import limits
@@ -136,18 +141,6 @@ def import_basis(settings: ImportSettings) -> str:
     if settings.status is not ContactStatus.ACTIVE:
         return ""
     return consent_basis(settings.basis, needed=BASIS_NEEDED)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who imports: a staff account, or the command line."""
-
-    user: User | None
-    label: str
-
-    @property
-    def user_id(self) -> int | None:
-        return self.user.id if self.user is not None else None
 
 
 def consent_source(actor: Actor, file_name: str) -> str:
@@ -600,41 +593,25 @@ class Importer:
                 archived_topic_ids=tuple(i for i in topic_ids if i not in active),
                 status=row.status,
             )
-            snapshot = {
-                "salutation": row.salutation,
-                "given_name": row.given_name,
-                "family_name": row.family_name,
-                "job_title": row.job_title,
-                "email": row.email,
-                "phone": row.phone,
-                "country": row.country,
-                "language": row.language,
-                "status": row.status.value,
-                "organisation": row.name,
-                "organisation_country": row.organisation_country,
-                "topics": sorted(self.vocabulary.topics[i].slug for i in topic_ids),
-            }
+            snapshot = snapshot_values(
+                row,
+                status=row.status,
+                organisation=row.name,
+                organisation_country=row.organisation_country,
+                topic_slugs=(self.vocabulary.topics[i].slug for i in topic_ids),
+            )
             found[row.email_key] = _Existing(row.id, base, snapshot)
         return found
 
     def _snapshot(self, checked: CheckedRow, archived: Iterable[int]) -> dict[str, Any]:
-        """The audited fields (as directory.services.audit_snapshot) after the row's changes."""
-        return {
-            "salutation": checked.salutation,
-            "given_name": checked.given_name,
-            "family_name": checked.family_name,
-            "job_title": checked.job_title,
-            "email": checked.email,
-            "phone": checked.phone,
-            "country": checked.country,
-            "language": checked.language,
-            "status": checked.status.value,
-            "organisation": self._organisation_name(checked),
-            "organisation_country": checked.organisation_country,
-            "topics": sorted(
-                self.vocabulary.topics[i].slug for i in (*checked.topic_ids, *archived)
-            ),
-        }
+        """The audited fields (contacts.services.audit_snapshot) after the row's changes."""
+        return snapshot_values(
+            checked,
+            status=checked.status,
+            organisation=self._organisation_name(checked),
+            organisation_country=checked.organisation_country,
+            topic_slugs=(self.vocabulary.topics[i].slug for i in (*checked.topic_ids, *archived)),
+        )
 
     # -- Writing -------------------------------------------------------------------------------
 
@@ -731,40 +708,40 @@ class Importer:
             ).all()
         )
         no_changes = self._stored(AuditEntry.__table__.c.changes, None)
+        user_id = self.actor.user.id if self.actor.user is not None else None
         basis = f"basis: {self.basis}; " if self.basis else ""
+        # One event: who brought them in, from which file, and on what basis. Nothing that
+        # reads as their own sign-up or confirmation, and no privacy notice: they saw none.
+        # A pending contact's confirmation, if it comes, is recorded then.
+        imported = consent_values(ConsentAction.IMPORTED, self.source)
+        imported["action"] = imported["action"].value
         subscription_rows, consent_rows, audit_rows, pending = [], [], [], []
         for checked in rows:
             contact_id = ids[checked.key]
-            slugs = ", ".join(self.vocabulary.topics[i].slug for i in checked.topic_ids)
-            detail = f"topics: {slugs}; language: {checked.language}"
+            detail = subscription_summary(
+                (self.vocabulary.topics[i].slug for i in checked.topic_ids), checked.language
+            )
             subscription_rows.extend(
                 {"contact_id": contact_id, "topic_id": topic_id, "subscribed_at": now}
                 for topic_id in checked.topic_ids
             )
-            # One event: who brought them in, from which file, and on what basis. Nothing
-            # that reads as their own sign-up or confirmation, and no privacy notice: they
-            # saw none. A pending contact's confirmation, if it comes, is recorded then.
             consent_rows.append(
-                {
+                imported
+                | {
                     "contact_id": contact_id,
                     "at": now,
-                    "action": ConsentAction.IMPORTED.value,
-                    "wording_version": None,
-                    "source": self.source,
                     "detail": f"{basis}status: {checked.status.value}; {detail}",
                 }
             )
             audit_rows.append(
-                {
-                    "at": now,
-                    "user_id": self.actor.user_id,
-                    "actor": self.actor.label[:254],
-                    "action": "contact.created",
-                    "entity_type": "contact",
-                    "entity_id": contact_id,
-                    "summary": f"Imported from {self.file_name} as {checked.status.value}"[:500],
-                    "changes": no_changes,
-                }
+                audit.entry_values(
+                    self.actor,
+                    "contact.created",
+                    "contact",
+                    contact_id,
+                    f"Imported from {self.file_name} as {checked.status.value}",
+                )
+                | {"at": now, "user_id": user_id, "changes": no_changes}
             )
             if self._confirms(checked):
                 pending.append(contact_id)
@@ -819,13 +796,13 @@ class Importer:
                 contact.id,
                 f"Updated from {self.file_name}",
                 changes,
-                user=self.actor.user,
+                actor=self.actor,
             )
         db.session.flush()
 
     def _audit_import(self) -> None:
         counts = self.summary.counts
-        entry = audit.record(
+        audit.record(
             "contacts.imported",
             "contact",
             None,
@@ -846,8 +823,6 @@ class Importer:
                 "new_organisations": self.summary.new_organisations,
                 "confirmation_emails": self.summary.emails_sent,
             },
-            user=self.actor.user,
+            actor=self.actor,
         )
-        if self.actor.user is None:
-            entry.actor = self.actor.label[:254]
         db.session.flush()
