@@ -29,8 +29,8 @@ from flask import Flask, current_app
 
 from jeg_contacts.audiences.services import audience_topic_ids
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic, subscriptions
-from jeg_contacts.exports import uploads
 from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.imports import uploads
 from jeg_contacts.mailer import external_url
 from jeg_contacts.mailer.messages import MessageBuildError, sender_addr_spec
 from jeg_contacts.mailer.transports import connect_smtp, deliver_raw
