@@ -418,14 +418,29 @@ def merge_organisations(
     )
     kept_before = snapshot(kept)
     other_before = snapshot(other)
-    other_label, kept_label = label(other), label(kept)
-    other_id = other.id
+    other_label, kept_label, other_id = label(other), label(kept), other.id
+    moved_ids = _move_contacts(other, kept)
+    _fill_empty_fields(kept, other_before)
+    changes: dict[str, Any] = changes_between(kept_before, snapshot(kept))
+    changes["merged_organisation"] = f"#{other_id}: " + "; ".join(
+        f"{key}={value}" for key, value in other_before.items()
+    )
+    changes["moved_contact_ids"] = ", ".join(str(contact_id) for contact_id in moved_ids) or "none"
+    if across:
+        changes["countries_confirmed"] = across
+    labels = (other_label, kept_label)
+    _record_merge(kept, other_id, labels, other_before, changes, moved_ids)
+    db.session.flush()
+    return moved_ids
 
+
+def _move_contacts(other: Organisation, kept: Organisation) -> list[int]:
+    """Move `other`'s contacts to `kept` and delete `other`; the ids of the contacts moved."""
     # One UPDATE; bumping `version` makes open contact edit forms notice the change.
     moved_ids = sorted(
         db.session.scalars(
             sa.update(Contact)
-            .where(Contact.organisation_id == other_id)
+            .where(Contact.organisation_id == other.id)
             .values(organisation_id=kept.id, version=Contact.version + 1, updated_at=utcnow())
             .returning(Contact.id),
             execution_options={"synchronize_session": "fetch"},
@@ -437,7 +452,12 @@ def merge_organisations(
     db.session.expire(kept, ["contacts"])
     db.session.delete(other)
     db.session.flush()
+    return moved_ids
 
+
+def _fill_empty_fields(kept: Organisation, other_before: dict[str, Any]) -> None:
+    """`kept` takes the merged organisation's website and country where it has none (the
+    country only if no other organisation of that name already has it)."""
     if not kept.website and other_before["website"]:
         kept.website = other_before["website"]
     if (
@@ -446,13 +466,19 @@ def merge_organisations(
         and find_same_organisation(kept.normalised_name, other_before["country"]) is None
     ):
         kept.country = other_before["country"]
-    changes: dict[str, Any] = changes_between(kept_before, snapshot(kept))
-    changes["merged_organisation"] = f"#{other_id}: " + "; ".join(
-        f"{key}={value}" for key, value in other_before.items()
-    )
-    changes["moved_contact_ids"] = ", ".join(str(contact_id) for contact_id in moved_ids) or "none"
-    if across:
-        changes["countries_confirmed"] = across
+
+
+def _record_merge(
+    kept: Organisation,
+    other_id: int,
+    labels: tuple[str, str],
+    other_before: dict[str, Any],
+    changes: dict[str, Any],
+    moved_ids: list[int],
+) -> None:
+    """Audit the merge on both organisations and on every contact moved; `labels` are the
+    merged and kept organisations' labels as they were before the merge."""
+    other_label, kept_label = labels
     record(
         "organisation.merged",
         "organisation",
@@ -478,8 +504,6 @@ def merge_organisations(
                 "organisation_id": [other_id, kept.id],
             },
         )
-    db.session.flush()
-    return moved_ids
 
 
 def count_contacts(organisation: Organisation) -> int:
