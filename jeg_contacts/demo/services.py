@@ -60,16 +60,7 @@ def generate_demo_data(
     """
     if contact_count < 0:
         raise ValueError("contact_count cannot be negative")
-    if not db.session.scalar(sa.select(sa.func.count()).select_from(Topic)):
-        seed_topics()
-        db.session.flush()
-    topic_ids: dict[str, int] = dict(
-        db.session.execute(
-            sa.select(Topic.slug, Topic.id).where(Topic.active).order_by(Topic.position, Topic.id)
-        ).all()
-    )
-    if not topic_ids:
-        raise NoTopics()
+    topic_ids = _active_topic_ids()
     world = DemoWorld(
         random.Random(seed),
         list(topic_ids),
@@ -103,6 +94,26 @@ def generate_demo_data(
         created += len(drafts)
         if progress is not None:
             progress(len(drafts))
+    _date_new_organisations(first_signup)
+    return created
+
+
+def _active_topic_ids() -> dict[str, int]:
+    """Active topics by slug, in their display order; seeds the topics if there are none."""
+    if not db.session.scalar(sa.select(sa.func.count()).select_from(Topic)):
+        seed_topics()
+        db.session.flush()
+    topic_ids: dict[str, int] = dict(
+        db.session.execute(
+            sa.select(Topic.slug, Topic.id).where(Topic.active).order_by(Topic.position, Topic.id)
+        ).all()
+    )
+    if not topic_ids:
+        raise NoTopics()
+    return topic_ids
+
+
+def _date_new_organisations(first_signup: dict[int, datetime]) -> None:
     if first_signup:
         db.session.execute(
             sa.update(_organisations)
@@ -110,7 +121,6 @@ def generate_demo_data(
             .values(created_at=sa.bindparam("at"), updated_at=sa.bindparam("at")),
             [{"organisation_id": key, "at": at} for key, at in first_signup.items()],
         )
-    return created
 
 
 def _insert_organisations(

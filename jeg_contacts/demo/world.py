@@ -172,6 +172,12 @@ class DemoWorld:
         }
         self.topic_choices: dict[tuple[StakeholderType, str, str | None], Weighted] = {}
         self.buckets: dict[tuple[str, StakeholderType], _Bucket] = {}
+        self._add_international_bodies()
+        self.month_starts, self.month_choice = self._signup_months()
+
+    def _add_international_bodies(self) -> None:
+        """River basin commissions (with the countries that are members) and international
+        organisations, which contacts of any country may work for."""
         self.commissions = [self._commission(c) for c in self.world["river_commissions"]]
         self.commissions_by_country: dict[str, list[OrganisationDraft]] = {}
         for commission, facts in zip(
@@ -189,7 +195,6 @@ class DemoWorld:
             )
             for org in self.world["international_organisations"]
         ]
-        self.month_starts, self.month_choice = self._signup_months()
 
     # Contacts -------------------------------------------------------------------------------
 
