@@ -2,7 +2,6 @@
 and strangers locking staff out (issue 9, items 8 and 9)."""
 
 import re
-import statistics
 import time
 from datetime import timedelta
 
@@ -268,22 +267,20 @@ def test_known_unknown_and_locked_addresses_take_similar_time(tmp_path):
     _fail(client, "boris@unece.test", 5)  # boris is locked for this client
     _fail(client, "warm-up@unece.test", 1)  # the first unknown address makes the dummy hash
 
-    def median_seconds(email: str) -> float:
-        token = csrf_token(client, "/admin/login")
-        data = {"csrf_token": token, "email": email, "password": WRONG}
-        times = []
-        for _ in range(5):
+    token = csrf_token(client, "/admin/login")
+    addresses = {"known": "ana@unece.test", "unknown": "nobody@unece.test"}
+    addresses["locked"] = "boris@unece.test"
+    times: dict[str, list[float]] = {name: [] for name in addresses}
+    # Interleaved rounds, and the fastest of each: a busy machine (CI, other processes) slows
+    # some requests, but it cannot make the work a request must do smaller.
+    for _ in range(7):
+        for name, email in addresses.items():
+            data = {"csrf_token": token, "email": email, "password": WRONG}
             start = time.perf_counter()
             client.post("/admin/login", data=data)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    medians = {
-        "known": median_seconds("ana@unece.test"),
-        "unknown": median_seconds("nobody@unece.test"),
-        "locked": median_seconds("boris@unece.test"),
-    }
-    assert max(medians.values()) < 2.5 * min(medians.values()), medians
+            times[name].append(time.perf_counter() - start)
+    fastest = {name: min(seconds) for name, seconds in times.items()}
+    assert max(fastest.values()) < 2.5 * min(fastest.values()), fastest
 
 
 def test_a_stranger_failing_many_times_does_not_stop_the_staff_member_logging_in(app):
