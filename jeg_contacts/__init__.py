@@ -103,6 +103,7 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.directory.views import bp as directory_bp
     from jeg_contacts.exports.cli import contacts_cli
     from jeg_contacts.exports.views import bp as exports_bp
+    from jeg_contacts.jobs import models as _jobs_models  # noqa: F401  (the same)
     from jeg_contacts.mailer.cli import outbox_command
     from jeg_contacts.mailing.cli import announcements_cli, worker_command
     from jeg_contacts.mailing.views import bp as mailing_bp
