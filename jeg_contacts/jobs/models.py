@@ -28,6 +28,8 @@ class Job(db.Model):
     __table_args__ = (
         # The claim: due, queued rows in order.
         sa.Index("ix_jobs_claim", "status", "run_after", "id"),
+        # A page's question: the latest job about this upload or announcement.
+        sa.Index("ix_jobs_subject", "subject", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,6 +38,8 @@ class Job(db.Model):
         db_enum(JobStatus, "job_status"), default=JobStatus.QUEUED
     )
     params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # What the job is about ("upload:<token>", "announcement:<id>"), for pages to find it.
+    subject: Mapped[str | None] = mapped_column(sa.String(200))
     # At most one unfinished job per key (a recurring kind, an upload's import): the key is
     # cleared when the job finishes, and NULLs never collide.
     dedupe_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)

@@ -28,6 +28,7 @@ def enqueue(
     *,
     run_after: datetime | None = None,
     created_by_id: int | None = None,
+    subject: str | None = None,
     dedupe_key: str | None = None,
 ) -> Job | None:
     """Queue a job of a registered kind (committed with the caller's transaction); None if
@@ -39,6 +40,7 @@ def enqueue(
         "kind": kind,
         "status": JobStatus.QUEUED,
         "params": params or {},
+        "subject": subject,
         "dedupe_key": dedupe_key,
         "run_after": run_after or utcnow(),
         "max_attempts": spec.max_attempts or current_app.config["JOB_MAX_ATTEMPTS"],
@@ -58,6 +60,14 @@ def _insert_unless_key_taken(values: dict[str, Any]) -> sa.Insert:
     else:  # pragma: no cover - the app runs on SQLite or PostgreSQL only
         raise NotImplementedError(dialect)
     return insert.on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+def latest(subject: str, kinds: tuple[str, ...] = ()) -> Job | None:
+    """The most recent job about `subject` (of one of `kinds`, if given)."""
+    query = sa.select(Job).where(Job.subject == subject)
+    if kinds:
+        query = query.where(Job.kind.in_(kinds))
+    return db.session.scalar(query.order_by(Job.id.desc()).limit(1))
 
 
 def recurring_key(kind: str) -> str:

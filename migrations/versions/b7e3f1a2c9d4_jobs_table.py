@@ -32,6 +32,7 @@ def upgrade():
             nullable=False,
         ),
         sa.Column('params', sa.JSON(), nullable=False),
+        sa.Column('subject', sa.String(length=200), nullable=True),
         sa.Column('dedupe_key', sa.String(length=200), nullable=True),
         sa.Column('run_after', sa.DateTime(timezone=True), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
@@ -57,6 +58,7 @@ def upgrade():
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_claim', ['status', 'run_after', 'id'], unique=False)
+        batch_op.create_index('ix_jobs_subject', ['subject', 'id'], unique=False)
         batch_op.create_index(
             batch_op.f('ix_jobs_created_by_id'), ['created_by_id'], unique=False
         )
@@ -65,5 +67,6 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_jobs_created_by_id'))
+        batch_op.drop_index('ix_jobs_subject')
         batch_op.drop_index('ix_jobs_claim')
     op.drop_table('jobs')

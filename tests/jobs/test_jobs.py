@@ -352,3 +352,18 @@ def test_flask_worker_until_idle_runs_queued_jobs(app, register_kind):
 def config_lease_short(app):
     """A 3-second lease: heartbeats (and so cancellations) every second."""
     app.config["WORKER_LEASE_SECONDS"] = 3
+
+
+def test_latest_job_about_a_subject_is_found_finished_or_not(app, register_kind):
+    register_kind("test.echo", lambda context: {"n": context.params["n"]})
+    register_kind("test.other", lambda context: None)
+    first = enqueue(app, "test.echo", {"n": 1}, subject="upload:abc")
+    JobRunner(app).run_until_idle()
+    second = enqueue(app, "test.echo", {"n": 2}, subject="upload:abc")
+    enqueue(app, "test.other", subject="upload:abc")
+    enqueue(app, "test.echo", {"n": 3}, subject="upload:xyz")
+    with app.app_context():
+        assert services.latest("upload:abc", ("test.echo",)).id == second
+        assert services.latest("upload:abc").kind == "test.other"
+        assert services.latest("upload:none") is None
+        assert db.session.get(Job, first).result == {"n": 1}
