@@ -7,6 +7,8 @@ Create Date: 2026-12-10 10:00:00.000000
 Imports, housekeeping and scheduled sends run as rows of this table, claimed under a lease
 like deliveries, instead of threads of the web process.
 """
+from datetime import UTC, datetime
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -62,6 +64,45 @@ def upgrade():
         batch_op.create_index(
             batch_op.f('ix_jobs_created_by_id'), ['created_by_id'], unique=False
         )
+    _queue_scheduled_starts()
+
+
+def _queue_scheduled_starts():
+    """Announcements scheduled before this revision get the job that starts them (the
+    worker used to poll for them)."""
+    utc = sa.DateTime(timezone=True)
+    announcements = sa.table(
+        'announcements',
+        sa.column('id', sa.Integer),
+        sa.column('status', sa.String),
+        sa.column('scheduled_at', utc),
+        sa.column('created_by_id', sa.Integer),
+    )
+    jobs = sa.table(
+        'jobs',
+        *(sa.column(name, sa.Integer) for name in ('attempts', 'max_attempts', 'created_by_id')),
+        *(sa.column(name, sa.String) for name in ('kind', 'status', 'subject')),
+        sa.column('params', sa.JSON),
+        sa.column('cancel_requested', sa.Boolean),
+        *(sa.column(name, utc) for name in ('run_after', 'created_at')),
+    )
+    scheduled = op.get_bind().execute(
+        sa.select(announcements.c.id, announcements.c.scheduled_at, announcements.c.created_by_id)
+        .where(announcements.c.status == 'scheduled', announcements.c.scheduled_at.is_not(None))
+    ).all()
+    now = datetime.now(UTC)
+    rows = []
+    for announcement_id, at, created_by_id in scheduled:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        rows.append({
+            'kind': 'mailing.start_scheduled', 'status': 'queued',
+            'subject': f'announcement:{announcement_id}',
+            'params': {'announcement_id': announcement_id, 'scheduled_at': at.isoformat()},
+            'run_after': at, 'attempts': 0, 'max_attempts': 3, 'cancel_requested': False,
+            'created_by_id': created_by_id, 'created_at': now,
+        })
+    if rows:
+        op.bulk_insert(jobs, rows)
 
 
 def downgrade():
