@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
@@ -53,6 +54,7 @@ class JobContext:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._progress: Progress | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     def progress(self, done: int | None = None, total: int | None = None, text: str = "") -> None:
         """Note how far the job got; it reaches the database within PROGRESS_SECONDS."""
@@ -62,6 +64,10 @@ class JobContext:
     def heartbeat(self) -> None:
         """Renew the lease (and write the progress) now rather than at the next beat."""
         self._wake.set()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Do `action` once the job's work is committed (a file to move or delete, say)."""
+        self._after_commit.append(action)
 
     @property
     def cancelled(self) -> bool:
@@ -200,7 +206,17 @@ class JobRunner:
             beat.join()
 
     def _settle(self, spec: registry.JobKind, context: JobContext) -> None:
-        """Run the handler; commit its work with the job's completion, or record why not."""
+        if not self._run_handler(spec, context):
+            return
+        for action in context._after_commit:
+            try:
+                action()
+            except Exception:
+                current_app.logger.exception("job %s: after its commit", context.job_id)
+
+    def _run_handler(self, spec: registry.JobKind, context: JobContext) -> bool:
+        """Run the handler; commit its work with the job's completion (True), or record why
+        not (False)."""
         job_id = context.job_id
         try:
             result = spec.handler(context)
@@ -208,7 +224,9 @@ class JobRunner:
                 # Another runner took the job over: its run is the one that counts.
                 current_app.logger.warning("job %s: lease lost, its work undone", job_id)
                 db.session.rollback()
+                return False
             db.session.commit()
+            return True
         except JobCancelled:
             db.session.rollback()
             if context._cancel_requested.is_set():
@@ -225,6 +243,7 @@ class JobRunner:
             db.session.rollback()
             services.fail(job_id, self.id, f"{type(error).__name__}: {error}")
             db.session.commit()
+        return False
 
 
 def _process_alive(pid: int) -> bool:

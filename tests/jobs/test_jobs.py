@@ -367,3 +367,22 @@ def test_latest_job_about_a_subject_is_found_finished_or_not(app, register_kind)
         assert services.latest("upload:abc").kind == "test.other"
         assert services.latest("upload:none") is None
         assert db.session.get(Job, first).result == {"n": 1}
+
+
+def test_after_commit_actions_run_only_once_the_work_is_committed(app, register_kind):
+    done = []
+
+    def succeed(context: JobContext) -> None:
+        context.after_commit(lambda: done.append(("ok", topic_id(app, "kept"))))
+        db.session.add(topic("kept"))
+
+    def refuse(context: JobContext) -> None:
+        context.after_commit(lambda: done.append("never"))
+        raise JobFailed("No.")
+
+    register_kind("test.succeed", succeed)
+    register_kind("test.refuse", refuse)
+    enqueue(app, "test.succeed")
+    enqueue(app, "test.refuse")
+    JobRunner(app).run_until_idle()
+    assert len(done) == 1 and done[0][0] == "ok" and done[0][1] is not None
