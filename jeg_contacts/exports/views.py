@@ -138,7 +138,7 @@ def download() -> Response:
 
 
 def _upload_or_404(token: str) -> uploads.Upload:
-    upload = uploads.load(token, current_user.id)
+    upload = jobs.load(token, current_user.id)
     if upload is None:
         abort(404)
     return upload
@@ -150,7 +150,7 @@ def _render_upload(form: UploadForm, status: int = 200) -> tuple[str, int]:
         form=form,
         max_bytes=megabytes(limits.max_upload_bytes()),
         max_rows=limits.max_rows(),
-        recent=[(upload, jobs.current(upload)) for upload in uploads.recent(current_user.id)],
+        recent=[(upload, jobs.current(upload)) for upload in jobs.recent(current_user.id)],
         fields=list(ImportField),
     )
     return page, status
@@ -179,6 +179,7 @@ def _start_check(upload: uploads.Upload, table: Table) -> None:
         flash("This file is being checked or imported already; wait until that is done.", "error")
     except jobs.AlreadyImported:
         pass
+    db.session.commit()
 
 
 @bp.route("/imports", methods=["GET", "POST"])
@@ -418,6 +419,7 @@ def import_commit(token: str) -> Response:
         flash("This file is being imported already; here is how far it got.", "info")
     except jobs.AlreadyImported:
         pass
+    db.session.commit()
     return back
 
 
@@ -448,6 +450,7 @@ def import_discard(token: str) -> Response:
     except jobs.JobRunning:
         flash("This file is being checked or imported; delete it once that is done.", "error")
         return redirect(_preview_url(token))
+    db.session.commit()
     flash(f"{upload.file_name} was deleted from the server.", "success")
     return redirect(url_for(".imports"))
 

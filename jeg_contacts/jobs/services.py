@@ -20,6 +20,8 @@ from jeg_contacts.jobs.models import Job, JobStatus
 # A retry never waits longer than this, however many attempts came before.
 MAX_RETRY_DELAY = timedelta(hours=6)
 ERROR_LENGTH = 2000
+# The error of a job taken back from a dead worker (kept if it runs out of attempts so).
+WORKER_STOPPED = "Its worker stopped before it finished."
 
 
 def enqueue(
@@ -250,7 +252,7 @@ def reclaim(worker_id: str, *, dead_workers: set[str] = frozenset()) -> int:
         sa.or_(Job.worker_id.is_(None), Job.worker_id != worker_id),
         sa.or_(Job.heartbeat_at < utcnow() - lease, Job.worker_id.in_(dead_workers or {""})),
     )
-    stopped = "Its worker stopped before it finished."
+    stopped = WORKER_STOPPED
     exhausted = db.session.scalars(
         sa.select(Job.id).where(orphaned, Job.attempts >= Job.max_attempts)
     ).all()

@@ -1,11 +1,11 @@
-"""Checks and imports run in a background thread: progress, failures, double submits,
-interrupted jobs, and the rest of the app staying usable meanwhile. Every test runs the real
-thread; a few hold it at a gate to look at it while it runs."""
+"""Checks and imports are jobs of the worker: progress, failures, double submits, jobs
+whose worker died, and the rest of the app staying usable meanwhile. Every test runs the
+real job runner; a few run it in a thread and hold it at a gate to look at it while it runs."""
 
 import sqlite3
-import subprocess
 import threading
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from jeg_contacts.contacts.models import Contact, Organisation
 from jeg_contacts.exports import imports, jobs, uploads
 from jeg_contacts.exports.imports import Importer
 from jeg_contacts.extensions import db, utcnow
-from tests.conftest import TEST_DATABASE_URL, audit_entries, csrf_token, post_signup
+from jeg_contacts.jobs import runner as job_runner
+from jeg_contacts.jobs import services as job_services
+from jeg_contacts.jobs.models import Job as JobRow
+from tests.conftest import TEST_DATABASE_URL, audit_entries, csrf_token, post_signup, run_jobs
 from tests.exports.conftest import contacts_by_email, count_contacts, csv_bytes, row
 from tests.exports.web_import import (
     commit,
@@ -33,9 +36,24 @@ GATE_TIMEOUT = 30
 
 
 @pytest.fixture(autouse=True)
-def quick_heartbeat(monkeypatch):
-    # Progress reaches job.json with each heartbeat; a second is long for a test to wait.
-    monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.02)
+def quick_progress(monkeypatch):
+    # Progress reaches the job's row within PROGRESS_SECONDS; a second is long for a test.
+    monkeypatch.setattr(job_runner, "PROGRESS_SECONDS", 0.02)
+
+
+@contextmanager
+def worker(app) -> Iterator[None]:
+    """The worker's job runner, in a thread, for as long as the block runs."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=job_runner.JobRunner(app, poll_seconds=0.02).run, args=(stop,)
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(GATE_TIMEOUT)
 
 
 class Gate:
