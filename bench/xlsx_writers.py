@@ -126,7 +126,7 @@ def _close(first: str, second: str) -> bool:
 
 def same_cells(first: Path, second: Path) -> bool:
     """Whether two workbooks' first sheets read back to the same rows of cells."""
-    from jeg_contacts.exports.xlsx import WorkbookReader
+    from jeg_contacts.imports.xlsx import WorkbookReader
 
     with first.open("rb") as one, second.open("rb") as other:
         readers = [WorkbookReader(file) for file in (one, other)]

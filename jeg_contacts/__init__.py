@@ -97,18 +97,21 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.audit.views import bp as audit_bp
     from jeg_contacts.auth.cli import users_cli
     from jeg_contacts.auth.views import bp as auth_bp
-    from jeg_contacts.contacts.cli import seed_command
+    from jeg_contacts.contacts.cli import contacts_cli, seed_command
     from jeg_contacts.dashboard.views import bp as dashboard_bp
     from jeg_contacts.demo.cli import demo_data_command
     from jeg_contacts.directory.views import bp as directory_bp
-    from jeg_contacts.exports.cli import contacts_cli
+    from jeg_contacts.exports import cli as _export_commands  # noqa: F401  (join `flask contacts`)
     from jeg_contacts.exports.views import bp as exports_bp
-    from jeg_contacts.jobs import models as _jobs_models  # noqa: F401  (the same)
+    from jeg_contacts.imports import cli as _import_commands  # noqa: F401  (join `flask contacts`)
+    from jeg_contacts.imports.views import bp as imports_bp
+    from jeg_contacts.jobs import models as _jobs_models  # noqa: F401  (its table)
     from jeg_contacts.mailer.cli import outbox_command
     from jeg_contacts.mailing.cli import announcements_cli, worker_command
     from jeg_contacts.mailing.views import bp as mailing_bp
     from jeg_contacts.organisations.views import bp as organisations_bp
     from jeg_contacts.pages.views import bp as pages_bp
+    from jeg_contacts.privacy.views import bp as privacy_bp
     from jeg_contacts.signup.views import bp as signup_bp
     from jeg_contacts.topics.views import bp as topics_bp
 
@@ -124,6 +127,8 @@ def _register_features(app: Flask) -> None:
         mailing_bp,
         archive_bp,
         exports_bp,
+        imports_bp,
+        privacy_bp,
     ):
         app.register_blueprint(blueprint)
     for command in (

@@ -335,3 +335,43 @@ def audit_entries(app: Flask, action: str) -> list[AuditEntry]:
         )
         db.session.expunge_all()
         return entries
+
+
+@pytest.fixture
+def people(app: Flask) -> dict[str, int]:
+    """A small, varied directory: names in several scripts, and every status but erased
+    (exports and imports both start from it)."""
+    from tests.directory.conftest import make_contact
+
+    return {
+        "zoe": make_contact(
+            app,
+            given_name="Zoë",
+            family_name="Müller",
+            email="zoe@example.org",
+            organisation="Umweltbundesamt",
+            organisation_country="DE",
+            topics=("pipelines", "response-exercises"),
+        ),
+        "olga": make_contact(
+            app,
+            given_name="Ольга",
+            family_name="Иванова",
+            email="olga@example.ru",
+            organisation="МЧС России",
+            organisation_country="RU",
+            language="ru",
+            topics=("tailings-management-facilities",),
+        ),
+        "jean": make_contact(
+            app,
+            given_name="Jean",
+            family_name="Dupont, fils",
+            email="jean@example.fr",
+            organisation="Ministère de la Transition écologique",
+            organisation_country="FR",
+            language="fr",
+            status="unsubscribed",
+        ),
+        "erased": make_contact(app, email="gone@example.org", status="erased"),
+    }

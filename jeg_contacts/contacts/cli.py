@@ -1,14 +1,20 @@
-"""`flask seed`: the reference data every installation needs."""
+"""`flask seed`: the reference data every installation needs; the `flask contacts` group."""
 
 import json
 from importlib import resources
 
 import click
 import sqlalchemy as sa
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
 from jeg_contacts.contacts.models import Topic, TopicGroup
 from jeg_contacts.extensions import db
+
+# `flask contacts export` and `flask contacts import` join this group from their own rooms.
+contacts_cli = AppGroup("contacts", help="Export and import contact lists.")
+
+# `flask contacts export` and `flask contacts import` join this group from their own rooms.
+contacts_cli = AppGroup("contacts", help="Export and import contact lists.")
 
 
 def seed_topics() -> int:
@@ -41,3 +47,17 @@ def seed_command() -> None:
     added = seed_topics()
     db.session.commit()
     click.echo(f"Seeded {added} new topic(s).")
+
+
+def topic_ids_for_option(slugs: tuple[str, ...]) -> list[str]:
+    """The ids (as text) of the topics named by repeated --topic SLUG options."""
+    ids = []
+    for slug in slugs:
+        topic_id = db.session.scalar(sa.select(Topic.id).where(Topic.slug == slug))
+        if topic_id is None:
+            known = ", ".join(db.session.scalars(sa.select(Topic.slug).order_by(Topic.slug)))
+            raise click.BadParameter(
+                f"there is no topic {slug!r}; topics are: {known}", param_hint="--topic"
+            )
+        ids.append(str(topic_id))
+    return ids

@@ -703,7 +703,7 @@ def _forget_erased(session: Session) -> None:
     if addresses is None:
         return
     # Here rather than at the top: exports builds on contacts, not the other way round.
-    from jeg_contacts.exports.erasure import discard_uploads_holding
+    from jeg_contacts.privacy.erasure import discard_uploads_holding
 
     steps = {
         "the outbox": lambda: forget_mail_to(addresses),

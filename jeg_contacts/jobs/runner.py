@@ -53,13 +53,14 @@ class JobContext:
         self._lost = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._progress: Progress | None = None
+        self._progress: Progress | None = None  # not yet written
+        self._latest: Progress | None = None
         self._after_commit: list[Callable[[], None]] = []
 
     def progress(self, done: int | None = None, total: int | None = None, text: str = "") -> None:
         """Note how far the job got; it reaches the database within PROGRESS_SECONDS."""
         with self._lock:
-            self._progress = Progress(done, total, text or None)
+            self._progress = self._latest = Progress(done, total, text or None)
 
     def heartbeat(self) -> None:
         """Renew the lease (and write the progress) now rather than at the next beat."""
@@ -220,7 +221,7 @@ class JobRunner:
         job_id = context.job_id
         try:
             result = spec.handler(context)
-            if not services.complete(job_id, self.id, result):
+            if not services.complete(job_id, self.id, result, context._latest):
                 # Another runner took the job over: its run is the one that counts.
                 current_app.logger.warning("job %s: lease lost, its work undone", job_id)
                 db.session.rollback()

@@ -131,13 +131,7 @@ class Lease:
 def heartbeat(job_id: int, worker_id: str, progress: Progress | None = None) -> Lease:
     """Renew the lease of a running job, with its progress, in a transaction of its own (the
     job's own work commits only at its end, and pages read the progress meanwhile)."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if progress is not None:
-        values.update(
-            progress_done=progress.done,
-            progress_total=progress.total,
-            progress_text=(progress.text or "")[:200] or None,
-        )
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), **_progress_values(progress)}
     with db.engine.begin() as connection:
         row = connection.execute(
             sa.update(Job)
@@ -146,6 +140,16 @@ def heartbeat(job_id: int, worker_id: str, progress: Progress | None = None) -> 
             .returning(Job.cancel_requested)
         ).first()
     return Lease(held=row is not None, cancel_requested=bool(row and row.cancel_requested))
+
+
+def _progress_values(progress: Progress | None) -> dict[str, Any]:
+    if progress is None:
+        return {}
+    return {
+        "progress_done": progress.done,
+        "progress_total": progress.total,
+        "progress_text": (progress.text or "")[:200] or None,
+    }
 
 
 def _held_by(job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
@@ -171,11 +175,17 @@ def _schedule_next(kind: str) -> None:
         enqueue(kind, run_after=utcnow() + spec.every, dedupe_key=recurring_key(kind))
 
 
-def complete(job_id: int, worker_id: str, result: dict[str, Any] | None) -> bool:
-    """Mark the job done with its result, in the caller's transaction (the one holding the
-    handler's work); False if the job is no longer this worker's, and then nothing may be
-    committed."""
-    return _finish(job_id, worker_id, JobStatus.DONE, result=result, error=None)
+def complete(
+    job_id: int,
+    worker_id: str,
+    result: dict[str, Any] | None,
+    progress: Progress | None = None,
+) -> bool:
+    """Mark the job done with its result and last progress, in the caller's transaction (the
+    one holding the handler's work); False if the job is no longer this worker's, and then
+    nothing may be committed."""
+    values = _progress_values(progress)
+    return _finish(job_id, worker_id, JobStatus.DONE, result=result, error=None, **values)
 
 
 def fail(job_id: int, worker_id: str, error: str, *, retry: bool = True) -> JobStatus | None:

@@ -7,10 +7,10 @@ import time
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from jeg_contacts.exports.imports import Importer
+from jeg_contacts.imports.services import Importer
 from tests.conftest import STAFF_PASSWORD, create_staff
 from tests.directory.conftest import make_contact
-from tests.exports.conftest import contacts_by_email
+from tests.imports.conftest import contacts_by_email
 
 
 def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(

@@ -247,7 +247,9 @@ def test_progress_can_be_read_while_the_job_runs(app, register_kind):
     finally:
         finish.set()
         runner.join(10)
-    assert job_row(app, job_id).result == {"rows": 10}
+    done = job_row(app, job_id)
+    assert done.result == {"rows": 10}
+    assert (done.progress_done, done.progress_text) == (10, "10 of 10 rows checked")
 
 
 def test_recurring_job_stays_enqueued_and_runs_again_after_its_interval(app, register_kind):
@@ -357,15 +359,15 @@ def config_lease_short(app):
 def test_latest_job_about_a_subject_is_found_finished_or_not(app, register_kind):
     register_kind("test.echo", lambda context: {"n": context.params["n"]})
     register_kind("test.other", lambda context: None)
-    first = enqueue(app, "test.echo", {"n": 1}, subject="upload:abc")
+    first = enqueue(app, "test.echo", {"n": 1}, subject="thing:abc")
     JobRunner(app).run_until_idle()
-    second = enqueue(app, "test.echo", {"n": 2}, subject="upload:abc")
-    enqueue(app, "test.other", subject="upload:abc")
-    enqueue(app, "test.echo", {"n": 3}, subject="upload:xyz")
+    second = enqueue(app, "test.echo", {"n": 2}, subject="thing:abc")
+    enqueue(app, "test.other", subject="thing:abc")
+    enqueue(app, "test.echo", {"n": 3}, subject="thing:xyz")
     with app.app_context():
-        assert services.latest("upload:abc", ("test.echo",)).id == second
-        assert services.latest("upload:abc").kind == "test.other"
-        assert services.latest("upload:none") is None
+        assert services.latest("thing:abc", ("test.echo",)).id == second
+        assert services.latest("thing:abc").kind == "test.other"
+        assert services.latest("thing:none") is None
         assert db.session.get(Job, first).result == {"n": 1}
 
 

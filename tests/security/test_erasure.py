@@ -37,8 +37,8 @@ from tests.conftest import (
     post_signup,
     topic_ids,
 )
-from tests.exports.conftest import HEADER, csv_bytes, row, xlsx_bytes
-from tests.exports.web_import import commit, finished, job_results, preview_url, upload
+from tests.imports.conftest import HEADER, csv_bytes, row, xlsx_bytes
+from tests.imports.web_import import commit, finished, job_results, preview_url, upload
 from tests.mailing.ui import create, post, run_worker, send_now
 
 GIVEN = "Zénobie"

@@ -44,8 +44,8 @@ from tests.conftest import (
     text_body,
     topic_ids,
 )
-from tests.exports.conftest import csv_bytes, row, write
-from tests.exports.web_import import commit, preview_url, upload
+from tests.imports.conftest import csv_bytes, row, write
+from tests.imports.web_import import commit, preview_url, upload
 from tests.mailing.ui import create, run_worker, send_now
 
 # --- Helpers ------------------------------------------------------------------------------

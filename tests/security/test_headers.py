@@ -22,8 +22,8 @@ from jeg_contacts.mailing.models import AnnouncementStatus
 from jeg_contacts.signup.tokens import confirm_token, manage_token
 from tests.conftest import csrf_token, make_app, staff_client
 from tests.directory.conftest import make_contact
-from tests.exports.conftest import csv_bytes, row
-from tests.exports.web_import import preview_url, upload
+from tests.imports.conftest import csv_bytes, row
+from tests.imports.web_import import preview_url, upload
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 HTTPS = "https://localhost"

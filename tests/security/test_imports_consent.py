@@ -20,8 +20,8 @@ from tests.conftest import (
     link_in,
     staff_client,
 )
-from tests.exports.conftest import count_contacts, csv_bytes, row, write
-from tests.exports.web_import import commit, finished, preview_url, upload
+from tests.imports.conftest import count_contacts, csv_bytes, row, write
+from tests.imports.web_import import commit, finished, preview_url, upload
 from tests.security.selfservice import consent_log, statuses
 
 BASIS = "Participants of the 2025 Almaty workshop, who asked to receive JEG news."
@@ -147,7 +147,7 @@ def test_an_active_import_records_the_reason_the_staff_member_and_the_file_once(
 def test_a_forged_commit_cannot_import_as_active_without_a_reason(app, editor_client):
     """The rule is the service's, not only the form's: settings saved without a reason (an
     upload kept from before, a hand-made request) import nobody as active."""
-    from jeg_contacts.exports import uploads
+    from jeg_contacts.imports import uploads
 
     url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
     token = url.rsplit("/", 1)[1]

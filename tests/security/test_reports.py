@@ -12,8 +12,8 @@ import pytest
 
 import jeg_contacts
 from jeg_contacts.exports.services import CsvWriter
-from tests.exports.conftest import HEADER, csv_bytes, row, xlsx_bytes
-from tests.exports.web_import import preview_url, upload
+from tests.imports.conftest import HEADER, csv_bytes, row, xlsx_bytes
+from tests.imports.web_import import preview_url, upload
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 

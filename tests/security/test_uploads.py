@@ -28,7 +28,7 @@ from flask import Flask
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db
 from tests.conftest import make_app, staff_client, subprocess_environment
-from tests.exports.web_import import finished, page_url, post_file
+from tests.imports.web_import import finished, page_url, post_file
 
 ROOT = Path(__file__).resolve().parents[2]
 # `flask`, reporting its own peak memory as it exits. The kernel's figure for a child

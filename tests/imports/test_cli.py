@@ -1,0 +1,193 @@
+"""`flask contacts import`: the import pipeline from the command line."""
+
+import csv
+import io
+import json
+
+from openpyxl import load_workbook
+
+from jeg_contacts.contacts.models import ContactStatus
+from tests.conftest import audit_entries
+from tests.imports.conftest import (
+    contacts_by_email,
+    count_contacts,
+    csv_bytes,
+    row,
+    write,
+)
+
+
+def test_export_writes_csv_to_standard_output_and_audits_it(app, runner, people):
+    result = runner.invoke(args=["contacts", "export", "--country", "de", "--language", "en"])
+
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["Email"] for r in rows] == ["zoe@example.org"]
+    assert "Exported 1 contact(s) as CSV (.csv)." in result.stderr
+    [entry] = audit_entries(app, "contacts.exported")
+    assert entry.actor == "system"
+    assert entry.changes["via"] == "command line"
+    assert entry.changes["filter"] == "country DE; language en"
+
+
+def test_export_to_a_file_in_each_format(app, runner, people, tmp_path):
+    for format_key in ("xlsx", "jsonl", "vcf", "excel-csv"):
+        output = tmp_path / f"list.{format_key}"
+        result = runner.invoke(
+            args=["contacts", "export", "--format", format_key, "--output", str(output)]
+        )
+        assert result.exit_code == 0, result.output
+        assert output.stat().st_size > 0
+    assert load_workbook(tmp_path / "list.xlsx").active.max_row == 4
+    lines = (tmp_path / "list.jsonl").read_text().splitlines()
+    assert {json.loads(line)["email"] for line in lines} == {
+        "zoe@example.org",
+        "olga@example.ru",
+        "jean@example.fr",
+    }
+    assert not list(tmp_path.glob(".export-*"))  # no temporary file left behind
+
+
+def test_export_filters_by_topic_type_status_and_words(app, runner, people):
+    result = runner.invoke(
+        args=[
+            "contacts", "export", "--topic", "pipelines", "--stakeholder-type",
+            "national_authority", "--status", "unsubscribed", "--query", "dupont",
+            "--columns", "email,status",
+        ]
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["Email,Status", "jean@example.fr,unsubscribed"]
+
+
+def test_export_refuses_unknown_filters_instead_of_exporting_everyone(app, runner, people):
+    unknown_topic = runner.invoke(args=["contacts", "export", "--topic", "knitting"])
+    unknown_country = runner.invoke(args=["contacts", "export", "--country", "XX"])
+    unknown_column = runner.invoke(args=["contacts", "export", "--columns", "email,password"])
+
+    assert unknown_topic.exit_code == 2
+    assert "there is no topic 'knitting'" in unknown_topic.output
+    assert unknown_country.exit_code == 2
+    assert "'XX' is not an ISO 3166-1 alpha-2 country code" in unknown_country.output
+    assert unknown_column.exit_code == 2
+    assert "Unknown column 'password'" in unknown_column.output
+    assert audit_entries(app, "contacts.exported") == []
+
+
+def test_import_prints_a_line_per_row_and_a_summary(app, runner, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org"), row("bad")]))
+
+    result = runner.invoke(args=["contacts", "import", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert "row      2  create     ana@example.org  New contact, pending" in result.stdout
+    assert "row      3  reject     bad  Email: Enter a valid email address" in result.stdout
+    assert "Added 1, updated 0, unchanged 0, skipped 0, rejected 1 of 2 rows" in result.stdout
+    assert "  Email -> Email" in result.stderr
+    assert set(contacts_by_email(app)) == {"ana@example.org"}
+    [entry] = audit_entries(app, "contacts.imported")
+    assert entry.actor == "the command line"
+
+
+def test_import_dry_run_writes_nothing(app, runner, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org")]))
+
+    result = runner.invoke(args=["contacts", "import", str(path), "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    assert "Would add 1" in result.stdout
+    assert "Dry run: nothing was written." in result.stdout
+    assert count_contacts(app) == 0
+
+
+def test_import_maps_columns_and_sets_defaults_from_options(app, runner, tmp_path):
+    path = write(
+        tmp_path,
+        "list.csv",
+        csv_bytes(
+            [["ana@example.org", "Ana", "Silva", "UBA", "DE", "x"]],
+            header=["Adresse", "Given", "Family", "Org", "Land", "Notes"],
+        ),
+    )
+
+    result = runner.invoke(
+        args=[
+            "contacts", "import", str(path), "--map", "Adresse=email", "--map", "2=given_name",
+            "--map", "family=family_name", "--map", "Org=organisation", "--map",
+            "Land=organisation_country", "--map", "Notes=ignore", "--type", "ngo", "--topic",
+            "pipelines", "--language", "ru", "--status", "pending",
+        ]
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    ana = contacts_by_email(app)["ana@example.org"]
+    assert (ana.given_name, ana.language, ana.status) == ("Ana", "ru", ContactStatus.PENDING)
+    assert ana.organisation.stakeholder_type.value == "ngo"
+    assert "Confirmation emails: 1 sent" in result.stdout
+
+
+def test_import_of_an_unreadable_file_exits_with_a_message(app, runner, tmp_path):
+    missing = runner.invoke(args=["contacts", "import", str(tmp_path / "nowhere.csv")])
+    garbage = runner.invoke(
+        args=["contacts", "import", str(write(tmp_path, "bin.csv", bytes(range(256)) * 10))]
+    )
+
+    assert missing.exit_code == 1
+    assert "Cannot import" in missing.output and "No such file or directory" in missing.output
+    assert garbage.exit_code == 1
+    assert "it contains binary data" in garbage.output
+
+
+def test_import_with_columns_missing_says_which(app, runner, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([["ana@example.org"]], header=["Email"]))
+
+    result = runner.invoke(args=["contacts", "import", str(path)])
+
+    assert result.exit_code == 1
+    assert "Choose the column that holds the organisations." in result.output
+    assert "Use --map COLUMN=FIELD" in result.output
+
+
+def test_import_with_a_bad_map_lists_the_columns(app, runner, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org")]))
+
+    wrong_column = runner.invoke(args=["contacts", "import", str(path), "--map", "Mail=email"])
+    wrong_field = runner.invoke(args=["contacts", "import", str(path), "--map", "Email=mail"])
+
+    assert wrong_column.exit_code == 2
+    assert "the file has no column 'Mail'; its columns are: Email, Given name" in (
+        wrong_column.output
+    )
+    assert wrong_field.exit_code == 2
+    assert "'mail' is not a field" in wrong_field.output
+
+
+def test_import_writes_the_rejected_rows_to_a_report(app, runner, tmp_path):
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org"), row("bad")]))
+    report = tmp_path / "rejected.csv"
+
+    result = runner.invoke(
+        args=["contacts", "import", str(path), "--report", str(report), "--quiet"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "create" not in result.stdout  # --quiet prints rejected rows only
+    rows = list(csv.reader(io.StringIO(report.read_text("utf-8-sig"))))
+    assert rows[0][:3] == ["Row", "Problems", "Email"]
+    assert rows[1][:3] == ["3", rows[1][1], "bad"]
+
+
+def test_import_records_the_staff_member_named(app, runner, tmp_path):
+    from tests.conftest import audit_entries, create_staff
+
+    create_staff(app, "clerk@unece.test", "editor")
+    path = write(tmp_path, "list.csv", csv_bytes([row("ana@example.org")]))
+
+    result = runner.invoke(args=["contacts", "import", str(path), "--by", "clerk@unece.test"])
+
+    assert result.exit_code == 0, result.output
+    ana = contacts_by_email(app)["ana@example.org"]
+    assert ana.consent_events[0].source == "imported by clerk@unece.test from list.csv"
+    [entry] = audit_entries(app, "contacts.imported")
+    assert entry.actor == "clerk@unece.test"
