@@ -37,8 +37,8 @@ from jeg_contacts.imports.services import (
     TooManyPending,
 )
 from jeg_contacts.jobs import services as jobs
+from jeg_contacts.jobs.models import FINISHED, JobStatus
 from jeg_contacts.jobs.models import Job as JobRow
-from jeg_contacts.jobs.models import JobStatus
 from jeg_contacts.jobs.registry import job
 from jeg_contacts.jobs.runner import JobCancelled, JobContext, JobFailed
 
@@ -338,9 +338,6 @@ def forget(token: str) -> None:
         .where(JobRow.subject == uploads.subject_of(token), JobRow.status.in_(FINISHED))
         .execution_options(synchronize_session=False)
     )
-
-
-FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 # --- Running (in the worker) ---------------------------------------------------------------

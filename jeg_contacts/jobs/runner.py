@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from jeg_contacts.extensions import db
+from jeg_contacts.jobs import housekeeping as _housekeeping  # noqa: F401  (its kind)
 from jeg_contacts.jobs import registry, services
 from jeg_contacts.jobs.models import Job
 from jeg_contacts.jobs.services import Progress

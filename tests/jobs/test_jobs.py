@@ -388,3 +388,22 @@ def test_after_commit_actions_run_only_once_the_work_is_committed(app, register_
     enqueue(app, "test.refuse")
     JobRunner(app).run_until_idle()
     assert len(done) == 1 and done[0][0] == "ok" and done[0][1] is not None
+
+
+def test_jobs_finished_a_month_ago_are_deleted(app, register_kind):
+    register_kind("test.echo", lambda context: None)
+    old, recent = enqueue(app, "test.echo"), enqueue(app, "test.echo")
+    JobRunner(app).run_until_idle()
+    with app.app_context():
+        db.session.execute(
+            sa.update(Job).where(Job.id == old).values(finished_at=utcnow() - timedelta(days=31))
+        )
+        db.session.execute(
+            sa.update(Job)
+            .where(Job.kind == "jobs.purge_finished")
+            .values(run_after=utcnow() - timedelta(1))
+        )
+        db.session.commit()
+    JobRunner(app).run_until_idle()
+    with app.app_context():
+        assert db.session.get(Job, old) is None and db.session.get(Job, recent) is not None
