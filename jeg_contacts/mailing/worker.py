@@ -228,7 +228,6 @@ class DeliveryWorker:
                     if now - last_reclaim >= min(10.0, lease / 3):
                         self._reclaim(at_start=False)
                         last_reclaim = now
-                    self._promote_scheduled()
                     self._complete_finished()
                     db.session.commit()
                 if self.progress and now - last_progress >= 2.0:
@@ -273,17 +272,6 @@ class DeliveryWorker:
         if dead:
             db.session.execute(sa.delete(Worker).where(Worker.id.in_(dead)))
         return reclaimed
-
-    def _promote_scheduled(self) -> None:
-        db.session.execute(
-            sa.update(Announcement)
-            .where(
-                Announcement.status == AnnouncementStatus.SCHEDULED,
-                Announcement.scheduled_at <= utcnow(),
-            )
-            .values(status=AnnouncementStatus.SENDING, started_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
 
     def _complete_finished(self) -> None:
         pending = (
