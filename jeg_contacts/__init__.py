@@ -105,6 +105,7 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.exports.views import bp as exports_bp
     from jeg_contacts.imports import cli as _import_commands  # noqa: F401  (join `flask contacts`)
     from jeg_contacts.imports.views import bp as imports_bp
+    from jeg_contacts.jobs import models as _jobs_models  # noqa: F401  (its table)
     from jeg_contacts.mailer.cli import outbox_command
     from jeg_contacts.mailing.cli import announcements_cli, worker_command
     from jeg_contacts.mailing.views import bp as mailing_bp

@@ -126,3 +126,29 @@ def test_seed_on_a_migrated_database_adds_the_ten_topics_once(migrated_app: Flas
     assert "Seeded 10 new topic(s)." in first.output, first.output
     assert "Seeded 0 new topic(s)." in second.output, second.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Topic)) == 10
+
+
+def test_announcements_scheduled_before_the_jobs_table_get_their_start_job(
+    migrated_app: Flask,
+) -> None:
+    from datetime import UTC, datetime
+
+    from jeg_contacts.jobs.models import Job, JobStatus
+    from jeg_contacts.jobs.runner import JobRunner
+    from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
+
+    downgrade(revision="a304ec79f653")
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    db.session.execute(
+        sa.insert(Announcement).values(
+            kind="general", status="scheduled", scheduled_at=at, subject_en="Old", body_en="x"
+        )
+    )
+    db.session.commit()
+    upgrade()
+
+    job = db.session.scalars(sa.select(Job)).one()
+    assert (job.kind, job.status, job.run_after) == ("mailing.start_scheduled", "queued", at)
+    JobRunner(migrated_app).run_until_idle()
+    assert db.session.scalar(sa.select(Announcement.status)) is AnnouncementStatus.SENDING
+    assert db.session.get(Job, job.id, populate_existing=True).status is JobStatus.DONE

@@ -206,6 +206,7 @@ class Importer:
         on_row: Callable[[RowResult], None] | None = None,
         report: IO[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        on_writing: Callable[[], None] | None = None,
         max_rows: int | None = None,
     ) -> None:
         self.table = table
@@ -215,6 +216,7 @@ class Importer:
         self.write = write
         self.on_row = on_row
         self.progress = progress
+        self.on_writing = on_writing  # called once every row is checked, before the writes
         self.max_rows = max_rows or limits.max_rows()
         self.summary = ImportSummary(examples={outcome: [] for outcome in Outcome})
         self.vocabulary = Vocabulary()
@@ -279,6 +281,8 @@ class Importer:
         if self.write:
             self._check_pending_limit(self.summary.pending)
             self.writing = True
+            if self.on_writing is not None:
+                self.on_writing()
             self._adopt_organisations_added_meanwhile()
             for creates, updates in self.planned_writes:
                 self._write_creates(creates)

@@ -1,10 +1,10 @@
 """Uploaded files kept between an import's dry run and its commit.
 
 Each upload lives in instance/imports/<token>/: the file as sent, a JSON note of who sent it
-and the settings chosen so far, once imported a note of what the import did, the report of
-rejected rows, and the state of its dry runs and import (jobs.py). A random token names it, so
-no database table is needed; uploads are deleted once imported, and anything older than a
-day is swept away, because these files hold personal data.
+and the settings chosen so far, and the report of rejected rows. Its dry runs and import are
+jobs (jobs.py) whose rows name the upload as their subject, and hold the preview and the
+result. A random token names it; the file is deleted once imported, and anything older than
+a day is swept away, because these files hold personal data.
 """
 
 import json
@@ -81,6 +81,11 @@ class Upload:
     result: dict[str, Any] | None = None
 
     @property
+    def subject(self) -> str:
+        """How the rows of its jobs name it."""
+        return subject_of(self.token)
+
+    @property
     def folder(self) -> Path:
         return _root() / self.token
 
@@ -103,14 +108,9 @@ class Upload:
         return self.report_path.exists() and self.report_path.stat().st_size > 0
 
     def save(self) -> None:
-        """Keep the reading options and settings; the result is saved by save_result alone,
-        so that a page saving settings can never write over an import that just finished."""
+        """Keep the reading options and settings (the result is its import job's)."""
         note = {key: value for key, value in asdict(self).items() if key != "result"}
         write_json(self.folder / "upload.json", note)
-
-    def save_result(self, result: dict[str, Any]) -> None:
-        self.result = result
-        write_json(self.folder / "result.json", result)
 
     def open_table(self) -> Table:
         return open_table(
@@ -189,8 +189,15 @@ def load(token: str, user_id: int) -> Upload | None:
     upload = Upload(**{key: value for key, value in data.items() if key in Upload.__annotations__})
     if upload.token != token or upload.user_id != user_id:
         return None
-    upload.result = read_json(upload.folder / "result.json") or upload.result
     return upload
+
+
+def subject_of(token: str) -> str:
+    return f"upload:{token}"
+
+
+def exists(token: str) -> bool:
+    return bool(_TOKEN.match(token or "")) and (_root() / token).is_dir()
 
 
 def recent(user_id: int) -> list[Upload]:

@@ -27,6 +27,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import ContactStatus
 from jeg_contacts.downloads import PRIVATE_HEADERS
 from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.extensions import db
 from jeg_contacts.imports import jobs, limits, uploads
 from jeg_contacts.imports.forms import CommitForm, ImportSettingsForm, UploadForm
 from jeg_contacts.imports.mapping import (
@@ -44,7 +45,7 @@ SAMPLE_ROWS = 3
 
 
 def _upload_or_404(token: str) -> uploads.Upload:
-    upload = uploads.load(token, current_user.id)
+    upload = jobs.load(token, current_user.id)
     if upload is None:
         abort(404)
     return upload
@@ -56,7 +57,7 @@ def _render_upload(form: UploadForm, status: int = 200) -> tuple[str, int]:
         form=form,
         max_bytes=megabytes(limits.max_upload_bytes()),
         max_rows=limits.max_rows(),
-        recent=[(upload, jobs.current(upload)) for upload in uploads.recent(current_user.id)],
+        recent=[(upload, jobs.current(upload)) for upload in jobs.recent(current_user.id)],
         fields=list(ImportField),
     )
     return page, status
@@ -85,6 +86,7 @@ def _start_check(upload: uploads.Upload, table: Table) -> None:
         flash("This file is being checked or imported already; wait until that is done.", "error")
     except jobs.AlreadyImported:
         pass
+    db.session.commit()
 
 
 @bp.route("/imports", methods=["GET", "POST"])
@@ -324,6 +326,7 @@ def commit(token: str) -> Response:
         flash("This file is being imported already; here is how far it got.", "info")
     except jobs.AlreadyImported:
         pass
+    db.session.commit()
     return back
 
 
@@ -354,5 +357,6 @@ def discard(token: str) -> Response:
     except jobs.JobRunning:
         flash("This file is being checked or imported; delete it once that is done.", "error")
         return redirect(_preview_url(token))
+    db.session.commit()
     flash(f"{upload.file_name} was deleted from the server.", "success")
     return redirect(url_for(".index"))

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.auth.services import user_by_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
+from jeg_contacts.jobs.runner import JobRunner
 from jeg_contacts.mailing import services
 from jeg_contacts.mailing.models import Announcement, AnnouncementKind, SavedAudience
 from jeg_contacts.mailing.worker import DeliveryWorker
@@ -236,19 +238,32 @@ def status(announcement_id: int, as_json: bool) -> None:
 def worker_command(
     concurrency: int, rate: float | None, until_idle: bool, batch_size: int, quiet: bool
 ) -> None:
-    """Deliver queued announcement messages."""
+    """Deliver queued announcement messages and run background jobs."""
+    app = current_app._get_current_object()
     worker = DeliveryWorker(
-        current_app._get_current_object(),
+        app,
         concurrency=concurrency,
         rate=rate,
         batch_size=batch_size,
         until_idle=until_idle,
         progress=None if quiet else lambda line: click.echo(line, err=True),
     )
+    jobs, stop_jobs = JobRunner(app), threading.Event()
     # A polite stop on SIGTERM/SIGINT: in-flight messages finish, claimed rows go back.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stop())
-    outcome = worker.run()
+        signal.signal(sig, lambda *_: (worker.stop(), stop_jobs.set()))
+    if until_idle:
+        # The jobs first: a job may queue deliveries (a scheduled send).
+        jobs.run_until_idle()
+        outcome = worker.run()
+    else:
+        thread = threading.Thread(target=jobs.run, args=(stop_jobs,), name="jobs")
+        thread.start()
+        try:
+            outcome = worker.run()
+        finally:
+            stop_jobs.set()
+            thread.join()
     click.echo(
         f"Worker finished: sent {outcome.sent}, failed {outcome.failed}, "
         f"retried {outcome.retried}, skipped {outcome.skipped}."

@@ -28,6 +28,7 @@ from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.mailer.messages import external_url
 from jeg_contacts.mailer.transports import deliver_raw
+from jeg_contacts.mailing import scheduling
 from jeg_contacts.mailing.models import (
     Announcement,
     AnnouncementKind,
@@ -221,6 +222,7 @@ def start_sending(
     if at is not None:
         announcement.status = AnnouncementStatus.SCHEDULED
         announcement.scheduled_at = at
+        scheduling.queue_start(announcement, by.user.id if by and by.user else None)
         summary = f"Scheduled “{subject}” for {at:%Y-%m-%d %H:%M} UTC"
     else:
         announcement.status = AnnouncementStatus.SENDING

@@ -30,7 +30,6 @@ from flask import Flask, current_app
 from jeg_contacts.audiences.services import audience_topic_ids
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic, subscriptions
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.imports import uploads
 from jeg_contacts.mailer import external_url
 from jeg_contacts.mailer.messages import MessageBuildError, sender_addr_spec
 from jeg_contacts.mailer.transports import connect_smtp, deliver_raw
@@ -214,7 +213,7 @@ class DeliveryWorker:
         # of 0.0 would read as "just done" on a machine up for less than an interval. So
         # the first round does every periodic job.
         never = -math.inf
-        last_heartbeat = last_reclaim = last_progress = last_tidy = never
+        last_heartbeat = last_reclaim = last_progress = never
         with self.app.app_context():
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -229,14 +228,8 @@ class DeliveryWorker:
                     if now - last_reclaim >= min(10.0, lease / 3):
                         self._reclaim(at_start=False)
                         last_reclaim = now
-                    self._promote_scheduled()
                     self._complete_finished()
                     db.session.commit()
-                if now - last_tidy >= 3600:
-                    # Import uploads hold personal data: gone after a day even if nobody
-                    # opens the import page (which tidies them too).
-                    uploads.remove_stale()
-                    last_tidy = now
                 if self.progress and now - last_progress >= 2.0:
                     self._report_progress()
                     last_progress = now
@@ -279,17 +272,6 @@ class DeliveryWorker:
         if dead:
             db.session.execute(sa.delete(Worker).where(Worker.id.in_(dead)))
         return reclaimed
-
-    def _promote_scheduled(self) -> None:
-        db.session.execute(
-            sa.update(Announcement)
-            .where(
-                Announcement.status == AnnouncementStatus.SCHEDULED,
-                Announcement.scheduled_at <= utcnow(),
-            )
-            .values(status=AnnouncementStatus.SENDING, started_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
 
     def _complete_finished(self) -> None:
         pending = (

@@ -1,11 +1,13 @@
 """Erasure and the files of imports: an upload that holds an erased person's address goes.
 
-The folder of an upload (uploads.py, jobs.py) keeps the file as sent, and after a dry run or
-an import the rows it showed (preview.json) and the rows it rejected (the reports), names and
-addresses included, for up to a day. Rather than rewrite a spreadsheet cell by cell, the whole
-upload is deleted: staff can send the file again, and the erased address is then refused.
+The folder of an upload (uploads.py) keeps the file as sent and the rows it rejected (the
+reports); the rows of its jobs (jobs.py) keep the rows a dry run showed; names and addresses
+included, for up to a day. Rather than rewrite a spreadsheet cell by cell, the whole upload
+is deleted, with its jobs' rows: staff can send the file again, and the erased address is
+then refused.
 """
 
+import json
 import shutil
 import zipfile
 from collections.abc import Collection
@@ -13,10 +15,13 @@ from contextlib import closing
 from itertools import chain
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import current_app
 
+from jeg_contacts.extensions import db
 from jeg_contacts.imports import uploads
 from jeg_contacts.imports.reading import UnreadableFile
+from jeg_contacts.jobs.models import Job
 
 _CHUNK = 1024 * 1024
 
@@ -25,18 +30,44 @@ def discard_uploads_holding(addresses: Collection[str]) -> int:
     """Delete every kept upload whose file, preview or reports hold one of `addresses`,
     whoever uploaded it and whatever state it is in; returns how many were deleted.
 
-    A job still running on such an upload loses its folder and stops there (jobs.py records
-    what it can), as when its file is discarded."""
+    A job still running on such an upload loses its folder and fails there, as when its file
+    is discarded. Runs after the erasure's commit, in a transaction of its own."""
     root = Path(current_app.instance_path) / "imports"
     needles = [address.casefold().encode() for address in addresses if address]
-    if not needles or not root.is_dir():
+    if not needles:
         return 0
-    deleted = 0
-    for folder in root.iterdir():
-        if folder.is_dir() and _holds(folder, needles):
-            shutil.rmtree(folder, ignore_errors=True)
-            deleted += 1
-    return deleted
+    holding = _previews_holding(needles)
+    if root.is_dir():
+        holding |= {
+            folder.name for folder in root.iterdir() if folder.is_dir() and _holds(folder, needles)
+        }
+    with db.engine.begin() as connection:
+        for token in holding:
+            connection.execute(_forget(token))
+    for token in holding:
+        shutil.rmtree(root / token, ignore_errors=True)
+    return len(holding)
+
+
+def _previews_holding(needles: list[bytes]) -> set[str]:
+    """The uploads whose jobs' results (a dry run's rows) hold one of the addresses."""
+    holding = set()
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(Job.subject, Job.result).where(
+                Job.subject.like("upload:%"), Job.result.is_not(None)
+            )
+        )
+        for subject, result in rows:
+            text = json.dumps(result).casefold().encode()
+            if any(needle in text for needle in needles):
+                holding.add(subject.removeprefix("upload:"))
+    return holding
+
+
+def _forget(token: str) -> sa.Delete:
+    # Every row about the upload: a running job's own completion then finds nothing to finish.
+    return sa.delete(Job).where(Job.subject == uploads.subject_of(token))
 
 
 def _holds(folder: Path, needles: list[bytes]) -> bool:

@@ -30,6 +30,8 @@ from jeg_contacts.contacts.services import (
 from jeg_contacts.contacts.services import SALUTATIONS as SALUTATIONS  # for signup.forms
 from jeg_contacts.errors import InvalidLink, ValidationFailed
 from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.jobs.registry import job
+from jeg_contacts.jobs.runner import JobContext
 from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
 from jeg_contacts.mailer.messages import MessageBuildError
 from jeg_contacts.signup.models import SignupRequest
@@ -102,11 +104,19 @@ def _propose(contact: Contact, data: SignupData, email: str) -> None:
     )
 
 
-def forget_expired_requests() -> None:
-    """Delete sign-up requests whose confirmation link has expired: they hold personal data."""
+def forget_expired_requests() -> int:
+    """Delete sign-up requests whose confirmation link has expired: they hold personal data.
+    (A link stops working CONFIRM_LINK_MAX_AGE_DAYS after its request was made.)"""
     max_age = timedelta(days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"])
     expired = SignupRequest.created_at < utcnow() - max_age
-    db.session.execute(sa.delete(SignupRequest).where(expired))
+    return db.session.execute(sa.delete(SignupRequest).where(expired)).rowcount
+
+
+@job("signup.forget_expired_requests", every=timedelta(hours=1))
+def forget_expired_requests_job(context: JobContext) -> dict[str, int]:
+    """Housekeeping: expired requests go even when nobody signs up for a while (each sign-up
+    and confirmation drops them too)."""
+    return {"deleted": forget_expired_requests()}
 
 
 def mail_cap_key(email: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from jeg_contacts.jobs.runner import JobRunner
 from tests.conftest import free_port, make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +59,13 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    # The background jobs (imports) run beside it, as `flask worker` runs them beside the site.
+    stop_jobs = threading.Event()
+    jobs = threading.Thread(target=JobRunner(app, poll_seconds=0.1).run, args=(stop_jobs,))
+    jobs.start()
     yield LiveServer(app, port)
+    stop_jobs.set()
+    jobs.join()
     server.shutdown()
     thread.join()
     server.server_close()

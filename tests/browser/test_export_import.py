@@ -7,7 +7,6 @@ import time
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from jeg_contacts.imports import jobs
 from jeg_contacts.imports.services import Importer
 from tests.conftest import STAFF_PASSWORD, create_staff
 from tests.directory.conftest import make_contact
@@ -90,4 +89,3 @@ def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(
     assert contacts["zoe@example.org"].job_title == "Head of unit"
     assert contacts["anna@example.org"].organisation.name == "Umweltbundesamt"
     assert contacts["ivan@example.kz"].job_title is None
-    assert jobs.wait(10)

@@ -1,11 +1,11 @@
-"""Checks and imports run in a background thread: progress, failures, double submits,
-interrupted jobs, and the rest of the app staying usable meanwhile. Every test runs the real
-thread; a few hold it at a gate to look at it while it runs."""
+"""Checks and imports are jobs of the worker: progress, failures, double submits, jobs
+whose worker died, and the rest of the app staying usable meanwhile. Every test runs the
+real job runner; a few run it in a thread and hold it at a gate to look at it while it runs."""
 
 import sqlite3
-import subprocess
 import threading
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,11 +17,15 @@ from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.imports import jobs, uploads
 from jeg_contacts.imports import services as imports
 from jeg_contacts.imports.services import Importer
-from tests.conftest import TEST_DATABASE_URL, audit_entries, csrf_token, post_signup
+from jeg_contacts.jobs import runner as job_runner
+from jeg_contacts.jobs import services as job_services
+from jeg_contacts.jobs.models import Job as JobRow
+from tests.conftest import TEST_DATABASE_URL, audit_entries, csrf_token, post_signup, run_jobs
 from tests.imports.conftest import contacts_by_email, count_contacts, csv_bytes, row
 from tests.imports.web_import import (
     commit,
     finished,
+    job_results,
     page_url,
     post_file,
     preview_url,
@@ -34,9 +38,22 @@ GATE_TIMEOUT = 30
 
 
 @pytest.fixture(autouse=True)
-def quick_heartbeat(monkeypatch):
-    # Progress reaches job.json with each heartbeat; a second is long for a test to wait.
-    monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.02)
+def quick_progress(monkeypatch):
+    # Progress reaches the job's row within PROGRESS_SECONDS; a second is long for a test.
+    monkeypatch.setattr(job_runner, "PROGRESS_SECONDS", 0.02)
+
+
+@contextmanager
+def worker(app) -> Iterator[None]:
+    """The worker's job runner, in a thread, for as long as the block runs."""
+    stop = threading.Event()
+    thread = threading.Thread(target=job_runner.JobRunner(app, poll_seconds=0.02).run, args=(stop,))
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(GATE_TIMEOUT)
 
 
 class Gate:
@@ -75,16 +92,22 @@ def stored_upload(app, url: str) -> uploads.Upload:
 
 def test_a_check_answers_at_once_and_its_page_follows_the_progress(app, editor_client, monkeypatch):
     gate = Gate(monkeypatch)
-    try:
-        response = post_file(editor_client, csv_bytes([row("ana@example.org")]))
-        url = page_url(response)
-        gate.wait_until_reached()
-        while (running := status(editor_client, url))["rows_total"] is None:
-            pass  # until the next heartbeat records what the thread knows
+    response = post_file(editor_client, csv_bytes([row("ana@example.org")]))
+    url = page_url(response)
+    queued = status(editor_client, url)
+    with worker(app):
+        try:
+            gate.wait_until_reached()
+            while (running := status(editor_client, url))["rows_total"] is None:
+                pass  # until the job's progress reaches its row
 
-        page = editor_client.get(url).get_data(as_text=True)
-    finally:
-        gate.open()
+            page = editor_client.get(url).get_data(as_text=True)
+        finally:
+            gate.open()
+        done = finished(editor_client, url)
+
+    assert queued | {"state": "queued", "finished": False} == queued
+    assert queued["text"] == "Waiting for the worker to start it…"
 
     assert "Checking contacts.csv" in page
     assert '<progress id="job-bar" max="1" value="0"' in page
@@ -94,7 +117,7 @@ def test_a_check_answers_at_once_and_its_page_follows_the_progress(app, editor_c
     assert "import_progress.js" in page
     assert running | {"state": "running", "finished": False, "kind": "check"} == running
     assert running["rows_total"] == 1
-    assert finished(editor_client, url)["state"] == "done"
+    assert done["state"] == "done"
     assert "<strong>1</strong> to add" in editor_client.get(url).get_data(as_text=True)
 
 
@@ -103,12 +126,12 @@ def test_progress_counts_the_rows_checked(app, editor_client, monkeypatch):
     content = csv_bytes([row(f"p{number}@example.org") for number in range(5)])
     gate = Gate(monkeypatch)
     url = page_url(post_file(editor_client, content))
-    gate.wait_until_reached()
-    gate.open()
-
     seen = set()
-    while not (current := status(editor_client, url))["finished"]:
-        seen.add((current["rows_done"], current["rows_total"]))
+    with worker(app):
+        gate.wait_until_reached()
+        gate.open()
+        while not (current := status(editor_client, url))["finished"]:
+            seen.add((current["rows_done"], current["rows_total"]))
     seen.add((current.get("rows_done"), current.get("rows_total")))
 
     assert (5, 5) in seen
@@ -123,10 +146,11 @@ def test_an_import_runs_in_the_background_and_then_shows_its_result(
     gate = Gate(monkeypatch, writing_only=True)
 
     response = start_commit(editor_client, url)
-    gate.wait_until_reached()
-    page = editor_client.get(url).get_data(as_text=True)
-    gate.open()
-    done = finished(editor_client, url)
+    with worker(app):
+        gate.wait_until_reached()
+        page = editor_client.get(url).get_data(as_text=True)
+        gate.open()
+        done = finished(editor_client, url)
 
     assert response.status_code == 302
     assert response.headers["Location"] == url
@@ -182,7 +206,7 @@ def test_an_import_the_database_refuses_half_way_fails_and_writes_nothing(
     assert "Import again: add 4" in page
     assert count_contacts(app) == 0
     assert audit_entries(app, "contacts.imported") == []
-    assert not (folder(app, url) / "result.json").exists()
+    assert not any("imported" in (result or {}) for result in job_results(app, url))
 
 
 def test_a_file_that_became_unreadable_ends_the_check_and_the_import_clearly(app, editor_client):
@@ -209,11 +233,12 @@ def test_a_second_import_is_refused_while_the_first_runs(app, editor_client, mon
     gate = Gate(monkeypatch, writing_only=True)
 
     start_commit(editor_client, url, preview)
-    gate.wait_until_reached()
-    second = start_commit(editor_client, url, preview)
-    page = editor_client.get(url).get_data(as_text=True)
-    gate.open()
-    finished(editor_client, url)
+    with worker(app):
+        gate.wait_until_reached()
+        second = start_commit(editor_client, url, preview)
+        page = editor_client.get(url).get_data(as_text=True)
+        gate.open()
+        finished(editor_client, url)
 
     assert second.status_code == 302
     assert "This file is being imported already" in page
@@ -247,8 +272,10 @@ def test_two_simultaneous_starts_make_one_import(app, editor_client, monkeypatch
             barrier.wait()
             try:
                 jobs.start_import(stored, expected)
+                db.session.commit()
                 outcomes.append("started")
             except jobs.JobRunning:
+                db.session.rollback()
                 outcomes.append("refused")
 
     presses = [threading.Thread(target=press) for _ in range(2)]
@@ -263,25 +290,52 @@ def test_two_simultaneous_starts_make_one_import(app, editor_client, monkeypatch
     assert count_contacts(app) == 1
 
 
-def dead_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
+def claim_as_dead_worker(app, url: str, *, attempts_left: int) -> None:
+    """Leave the upload's queued job as a worker killed while running it leaves it: claimed,
+    its lease long expired, with `attempts_left` attempts to go."""
+    with app.app_context():
+        subject = uploads.subject_of(url.rsplit("/", 1)[1])
+        job_id = db.session.scalar(
+            sa.select(JobRow.id).where(JobRow.subject == subject, JobRow.status == "queued")
+        )
+        assert job_services.claim("elsewhere:4242:dead", [job_kind(app, job_id)]) == job_id
+        db.session.execute(
+            sa.update(JobRow)
+            .where(JobRow.id == job_id)
+            .values(
+                heartbeat_at=utcnow() - timedelta(minutes=5),
+                max_attempts=JobRow.attempts + attempts_left,
+            )
+        )
+        db.session.commit()
 
 
-def pretend_running(app, url: str, kind: jobs.Kind) -> None:
-    """Record a job as running in a process that no longer exists, as a crash leaves it."""
-    long_ago = (utcnow() - timedelta(minutes=5)).isoformat()
-    user_id = stored_upload(app, url).user_id
-    job = jobs.Job(kind, jobs.State.RUNNING, user_id, long_ago, long_ago, dead_pid(), "here")
-    uploads.write_json(folder(app, url) / "job.json", asdict(job))
+def job_kind(app, job_id: int) -> str:
+    return db.session.get(JobRow, job_id).kind
 
 
-def test_an_import_whose_process_died_shows_interrupted_and_can_be_started_again(
+def test_an_import_whose_worker_died_is_taken_back_and_imports_once(app, editor_client):
+    url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
+    start_commit(editor_client, url)
+    claim_as_dead_worker(app, url, attempts_left=1)
+
+    page = editor_client.get(url).get_data(as_text=True)
+    assert "Importing contacts.csv" in page
+    assert status(editor_client, url)["unresponsive"] is True
+
+    assert finished(editor_client, url)["state"] == "done"
+    assert "contacts.csv is imported" in editor_client.get(url).get_data(as_text=True)
+    assert set(contacts_by_email(app)) == {"ana@example.org"}
+    assert len(audit_entries(app, "contacts.imported")) == 1
+
+
+def test_an_import_whose_worker_kept_dying_shows_interrupted_and_can_be_started_again(
     app, editor_client
 ):
     url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
-    pretend_running(app, url, jobs.Kind.IMPORT)
+    start_commit(editor_client, url)
+    claim_as_dead_worker(app, url, attempts_left=0)
+    run_jobs(app)
 
     page = editor_client.get(url).get_data(as_text=True)
     after = status(editor_client, url)
@@ -293,10 +347,10 @@ def test_an_import_whose_process_died_shows_interrupted_and_can_be_started_again
     assert set(contacts_by_email(app)) == {"ana@example.org"}
 
 
-def test_a_check_whose_process_died_can_be_started_again(app, editor_client):
-    url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
-    (folder(app, url) / "preview.json").unlink()
-    pretend_running(app, url, jobs.Kind.CHECK)
+def test_a_check_whose_worker_kept_dying_can_be_started_again(app, editor_client):
+    url = page_url(post_file(editor_client, csv_bytes([row("ana@example.org")])))
+    claim_as_dead_worker(app, url, attempts_left=0)
+    run_jobs(app)
 
     page = editor_client.get(url).get_data(as_text=True)
     assert "The check was interrupted" in page
@@ -306,23 +360,6 @@ def test_a_check_whose_process_died_can_be_started_again(app, editor_client):
     assert "<strong>1</strong> to add" in editor_client.get(url).get_data(as_text=True)
 
 
-def test_an_import_that_died_after_its_commit_is_not_called_lost(app, editor_client):
-    content = csv_bytes([row("ana@example.org")])
-    url = preview_url(upload(editor_client, content))
-    page = editor_client.get(url).get_data(as_text=True)
-    commit(editor_client, url, page)
-    # As if the process had died between the commit and noting the result.
-    (folder(app, url) / "result.json").unlink()
-    (folder(app, url) / "upload").write_bytes(content)
-    pretend_running(app, url, jobs.Kind.IMPORT)
-
-    page = editor_client.get(url).get_data(as_text=True)
-
-    assert "The server stopped just as the import finished." in page
-    assert "/commit" not in page
-    assert "The import was interrupted" not in page
-
-
 def test_pages_and_sign_ups_are_served_while_an_import_runs(
     app, editor_client, client, monkeypatch
 ):
@@ -330,20 +367,21 @@ def test_pages_and_sign_ups_are_served_while_an_import_runs(
     url = preview_url(upload(editor_client, content))
     gate = Gate(monkeypatch, writing_only=True)
     start_commit(editor_client, url)
-    gate.wait_until_reached()
-    try:
-        directory = editor_client.get("/admin/contacts")
-        signup = post_signup(client, app)
-        if not TEST_DATABASE_URL:
-            # Checking the rows holds no write lock: another connection can write at once.
-            path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-            with sqlite3.connect(path, timeout=0, isolation_level=None) as probe:
-                probe.execute("BEGIN IMMEDIATE")
-                probe.execute("ROLLBACK")
-            probe.close()
-    finally:
-        gate.open()
-    finished(editor_client, url)
+    with worker(app):
+        gate.wait_until_reached()
+        try:
+            directory = editor_client.get("/admin/contacts")
+            signup = post_signup(client, app)
+            if not TEST_DATABASE_URL:
+                # Checking the rows holds no write lock: another connection can write at once.
+                path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+                with sqlite3.connect(path, timeout=0, isolation_level=None) as probe:
+                    probe.execute("BEGIN IMMEDIATE")
+                    probe.execute("ROLLBACK")
+                probe.close()
+        finally:
+            gate.open()
+        finished(editor_client, url)
 
     assert directory.status_code == 200
     assert signup.status_code == 302, signup.get_data(as_text=True)
@@ -363,14 +401,20 @@ def test_an_upload_cannot_be_deleted_while_it_is_imported(app, editor_client, mo
     url = preview_url(upload(editor_client, csv_bytes([row("ana@example.org")])))
     gate = Gate(monkeypatch, writing_only=True)
     start_commit(editor_client, url)
-    gate.wait_until_reached()
-    try:
-        response = editor_client.post(
-            url + "/discard", data={"csrf_token": csrf_token(editor_client, "/admin/imports")}
-        )
-    finally:
-        gate.open()
-    finished(editor_client, url)
+    queued = editor_client.post(
+        url + "/discard", data={"csrf_token": csrf_token(editor_client, "/admin/imports")}
+    )
+    with worker(app):
+        gate.wait_until_reached()
+        try:
+            response = editor_client.post(
+                url + "/discard", data={"csrf_token": csrf_token(editor_client, "/admin/imports")}
+            )
+        finally:
+            gate.open()
+        finished(editor_client, url)
+
+    assert queued.headers["Location"] == url
 
     assert response.headers["Location"] == url
     assert "contacts.csv is imported" in editor_client.get(url).get_data(as_text=True)

@@ -5,11 +5,15 @@ import io
 import re
 import time
 
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse, encode_multipart
 
-from tests.conftest import csrf_token
+from jeg_contacts.extensions import db
+from jeg_contacts.jobs.models import Job
+from tests.conftest import csrf_token, run_jobs
 from tests.imports.conftest import BASIS
 
 JOB_TIMEOUT = 30.0
@@ -42,12 +46,26 @@ def status(client: FlaskClient, url: str) -> dict:
 
 
 def finished(client: FlaskClient, url: str, timeout: float = JOB_TIMEOUT) -> dict:
-    """Poll the upload's status until its check or import is over; its last status."""
+    """Run the worker's jobs, polling the upload's status until its check or import is over
+    (a runner in another thread may hold it); its last status."""
     deadline = time.monotonic() + timeout
     while not (current := status(client, url))["finished"]:
         assert time.monotonic() < deadline, f"still running after {timeout} s: {current}"
-        time.sleep(0.02)
+        if not run_jobs(client.application):
+            time.sleep(0.02)
     return current
+
+
+def job_results(app: Flask, upload: str) -> list[dict]:
+    """The results kept in the rows of an upload's jobs (previews and import results);
+    `upload` is its token or its page's URL."""
+    token = upload.rsplit("/", 1)[-1]
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                sa.select(Job.result).where(Job.subject == f"upload:{token}").order_by(Job.id)
+            )
+        )
 
 
 def upload(client: FlaskClient, content: bytes, name: str = "contacts.csv", **fields):

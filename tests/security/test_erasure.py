@@ -38,7 +38,7 @@ from tests.conftest import (
     topic_ids,
 )
 from tests.imports.conftest import HEADER, csv_bytes, row, xlsx_bytes
-from tests.imports.web_import import commit, finished, preview_url, upload
+from tests.imports.web_import import commit, finished, job_results, preview_url, upload
 from tests.mailing.ui import create, post, run_worker, send_now
 
 GIVEN = "Zénobie"
@@ -287,6 +287,10 @@ def test_erasure_leaves_no_trace_of_the_person_in_any_file_the_app_keeps(
     )
 
 
+def url_token(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
 def test_erasure_deletes_the_uploads_holding_the_address_and_only_those(app, admin_client):
     sign_up_and_confirm(app, given_name=GIVEN, family_name=FAMILY, email=TYPED_ADDRESS)
     person = contact_id_of(app, ADDRESS)
@@ -305,12 +309,15 @@ def test_erasure_deletes_the_uploads_holding_the_address_and_only_those(app, adm
         )
     }
     preview = Path(app.instance_path, "imports", uploaded["hers.xlsx"].rsplit("/", 1)[1])
-    assert ADDRESS.lower().encode() not in (preview / "preview.json").read_bytes()
+    assert ADDRESS.lower() not in json.dumps(job_results(app, preview.name))
 
     erase_by_staff(app, admin_client, person)
 
     kept = {name for name, url in uploaded.items() if admin_client.get(url).status_code == 200}
     assert kept == {"other.csv", "other.xlsx"}
+    assert job_results(app, preview.name) == []
+    assert job_results(app, url_token(uploaded["hers.csv"])) == []
+    assert job_results(app, url_token(uploaded["other.csv"]))
     # Importing her again is refused: the hash is kept.
     again = preview_url(upload(admin_client, csv_bytes([row(ADDRESS, GIVEN, FAMILY)]), "again.csv"))
     assert "cannot be imported again" in admin_client.get(again).text

@@ -17,7 +17,6 @@ from werkzeug.test import TestResponse
 
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.imports import jobs
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import AnnouncementStatus
 from jeg_contacts.signup.tokens import confirm_token, manage_token
@@ -321,7 +320,6 @@ def test_an_upload_page_whose_address_holds_a_token_sends_no_referrer(site):
 
     for address in (url, f"{url}/status", f"{url}/rejected.csv"):
         assert fetch(editor, address).headers["Referrer-Policy"] == "no-referrer", address
-    assert jobs.wait(30)
 
 
 def test_other_pages_send_their_address_to_this_site_only(site):
