@@ -47,7 +47,7 @@ def _library_writer():
     bold, neutralised, frozen and filtered, columns at the export's widths."""
     import xlsxwriter
 
-    from jeg_contacts.exports.services import FORMULA_TRIGGERS, neutralise
+    from jeg_contacts.spreadsheets import FORMULA_TRIGGERS, neutralise
 
     triggers = frozenset(FORMULA_TRIGGERS)
 

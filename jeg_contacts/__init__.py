@@ -3,6 +3,7 @@ Industrial Accidents."""
 
 import os
 import sqlite3
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from jeg_contacts import security_headers
-from jeg_contacts.config import load_config
+from jeg_contacts.config import ConfigurationError, load_config
 from jeg_contacts.extensions import babel, csrf, db, migrate
 from jeg_contacts.i18n import LANGUAGE_NAMES, remember_requested_language, select_locale
+from jeg_contacts.mailer.messages import MessageBuildError, address_lines
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +42,18 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def _check_mail_from(mail_from: str) -> None:
+    """Refuse to start with a sender no message could carry: every message would be refused
+    (a sign-up with it) until someone noticed. Here rather than in config, which builds on
+    nothing: the mailer decides what a header can carry."""
+    try:
+        address_lines("From", *parseaddr(mail_from))
+    except MessageBuildError as exc:
+        raise ConfigurationError(
+            f"MAIL_FROM={mail_from!r} is not an address like 'JEG secretariat <jeg@example.org>'"
+        ) from exc
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application; `test_config` overrides the environment's settings."""
     app = Flask(
@@ -49,6 +63,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(Path(app.instance_path)))
+    # The environment's sender, as load_config's own checks: not a test's override.
+    _check_mail_from(app.config["MAIL_FROM"])
     if test_config:
         app.config.update(test_config)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
@@ -95,8 +111,6 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts import ratelimit  # noqa: F401  (its table belongs to the metadata)
     from jeg_contacts.archive.views import bp as archive_bp
     from jeg_contacts.audit.views import bp as audit_bp
-    from jeg_contacts.auth.cli import users_cli
-    from jeg_contacts.auth.views import bp as auth_bp
     from jeg_contacts.contacts.cli import contacts_cli, seed_command
     from jeg_contacts.dashboard.views import bp as dashboard_bp
     from jeg_contacts.demo.cli import demo_data_command
@@ -113,6 +127,8 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.pages.views import bp as pages_bp
     from jeg_contacts.privacy.views import bp as privacy_bp
     from jeg_contacts.signup.views import bp as signup_bp
+    from jeg_contacts.staff.cli import users_cli
+    from jeg_contacts.staff.views import bp as auth_bp
     from jeg_contacts.topics.views import bp as topics_bp
 
     for blueprint in (

@@ -1,6 +1,7 @@
 """Languages of the public pages and emails, and how a request's language is chosen."""
 
 from flask import g, request, session
+from flask_babel import refresh
 
 LANGUAGES = ("en", "fr", "ru")
 LANGUAGE_NAMES = {"en": "English", "fr": "Français", "ru": "Русский"}
@@ -26,3 +27,10 @@ def select_locale() -> str:
     if requested in LANGUAGES:
         return requested
     return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def use_contact_language(language: str) -> None:
+    """Serve the rest of the request in a contact's own language: pages about a known contact
+    speak it, whatever the browser asks for."""
+    g.contact_language = language
+    refresh()

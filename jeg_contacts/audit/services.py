@@ -11,8 +11,8 @@ from flask_login import current_user
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.auth.models import User
-from jeg_contacts.contacts.models import search_key
 from jeg_contacts.extensions import db
+from jeg_contacts.text import search_key
 
 
 def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list]:

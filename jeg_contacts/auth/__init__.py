@@ -1,1 +1,2 @@
-"""Secretariat accounts, roles, login and the access rule for everything under /admin."""
+"""Secretariat accounts, roles, sessions and the access rule for everything under /admin; the
+pages and commands that manage them are in staff."""

@@ -14,9 +14,9 @@ from flask import current_app, g
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from jeg_contacts.auth.models import LoginFailure, Role, StaffSession, User
-from jeg_contacts.contacts.services import normalise_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.text import normalise_email
 
 MIN_PASSWORD_LENGTH = 12
 # A session's last request is stored at most this often, so that page views do not each

@@ -13,9 +13,6 @@ from jeg_contacts.extensions import db
 # `flask contacts export` and `flask contacts import` join this group from their own rooms.
 contacts_cli = AppGroup("contacts", help="Export and import contact lists.")
 
-# `flask contacts export` and `flask contacts import` join this group from their own rooms.
-contacts_cli = AppGroup("contacts", help="Export and import contact lists.")
-
 
 def seed_topics() -> int:
     """Insert the JEG interest topics that are missing; existing ones are left as staff set them."""

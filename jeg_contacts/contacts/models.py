@@ -1,6 +1,5 @@
 """Organisations, contacts, interest topics, subscriptions and the consent log."""
 
-import unicodedata
 from datetime import datetime
 from enum import StrEnum
 
@@ -9,10 +8,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jeg_contacts.extensions import UTCDateTime, db, db_enum, utcnow
-
-# The columns that hold search keys are this long. NFKD can make a name several times longer
-# (a Hangul syllable becomes three letters, one Arabic ligature eighteen), so keys are cut here.
-SEARCH_KEY_MAX_LENGTH = 200
+from jeg_contacts.text import SEARCH_KEY_MAX_LENGTH, search_key
 
 
 class StakeholderType(StrEnum):
@@ -187,13 +183,6 @@ class Contact(db.Model):
     @property
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}".strip()
-
-
-def search_key(text: str) -> str:
-    """Casefolded, accent-free, single-spaced: how names are compared and searched."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    without_accents = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(without_accents.split())[:SEARCH_KEY_MAX_LENGTH].rstrip()
 
 
 @sa.event.listens_for(Contact, "before_insert")

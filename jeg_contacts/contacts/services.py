@@ -1,26 +1,14 @@
 """Rules shared by every way a contact is created or changed (sign-up, back office, import)."""
 
 import hashlib
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import email_validator
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, ValidatedEmail, validate_email
-from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
-from email_validator.syntax import (
-    validate_email_domain_name,
-    validate_email_length,
-    validate_email_local_part,
-)
-from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
 
-from jeg_contacts.audit import services as audit
 from jeg_contacts.contacts.models import (
     ConsentAction,
     ConsentEvent,
@@ -34,163 +22,14 @@ from jeg_contacts.contacts.models import (
 )
 from jeg_contacts.countries import iso_codes
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.extensions import db
 from jeg_contacts.i18n import LANGUAGES
-from jeg_contacts.mailer.transports import forget_mail_to
-from jeg_contacts.mailing.models import Delivery
-from jeg_contacts.signup.models import SignupRequest
+from jeg_contacts.text import CONTROL_CHARS, email_key
 
 # Bumped whenever the privacy notice changes; every consent event records the version agreed to.
 PRIVACY_NOTICE_VERSION = "2026-11"
 
 SALUTATIONS = ("ms", "mr", "mx", "dr", "prof")
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
-def _email_candidate(raw: str) -> str:
-    """The address as typed, stripped; ValidationFailed when empty or over several lines."""
-    candidate = (raw or "").strip()
-    if not candidate:
-        raise ValidationFailed("email", _("Enter your email address."))
-    if _CONTROL_CHARS.search(candidate):
-        raise ValidationFailed("email", _("The email address must be on one line."))
-    return candidate
-
-
-def _invalid_email() -> ValidationFailed:
-    return ValidationFailed("email", _("Enter a valid email address, like name@example.org."))
-
-
-def normalise_email(raw: str) -> str:
-    """The address in canonical form, or ValidationFailed('email') with a reason."""
-    candidate = _email_candidate(raw)
-    try:
-        result = validate_email(
-            candidate,
-            check_deliverability=current_app.config["EMAIL_CHECK_DELIVERABILITY"],
-            allow_smtputf8=False,
-        )
-    except EmailNotValidError:
-        raise _invalid_email() from None
-    return result.ascii_email
-
-
-class EmailNormaliser:
-    """normalise_email for the many addresses of one import, with the same outcome for each.
-
-    Most of email-validator's time goes on the part after the @-sign (its Unicode and IDNA
-    rules), and the addresses of a big file share comparatively few domains. So each distinct
-    domain is checked once (and looked up once in DNS when deliverability is checked), while
-    every local part and every length still gets email-validator's own checks, in its order.
-    Addresses that need more than a split at the @-sign (a non-ASCII or quoted local part, a
-    display name, a bracketed IP address) go through validate_email itself.
-
-    email-validator's module settings are read once, when the normaliser is made: it lasts
-    one import. tests/contacts/test_email_normaliser.py checks it against normalise_email."""
-
-    def __init__(self) -> None:
-        self.check_deliverability = bool(current_app.config["EMAIL_CHECK_DELIVERABILITY"])
-        self.allow_empty_local = email_validator.ALLOW_EMPTY_LOCAL
-        self.strict = email_validator.STRICT
-        self.test_environment = email_validator.TEST_ENVIRONMENT
-        self.globally_deliverable = email_validator.GLOBALLY_DELIVERABLE
-        self.timeout = email_validator.DEFAULT_TIMEOUT
-        # Domain as written -> (ASCII form, Unicode form), or the error it was refused with.
-        self._domains: dict[str, tuple[str, str] | EmailNotValidError] = {}
-        self._undeliverable: dict[str, EmailNotValidError | None] = {}
-
-    def __call__(self, raw: str) -> str:
-        candidate = _email_candidate(raw)
-        try:
-            return self.ascii_email(candidate)
-        except EmailNotValidError:
-            raise _invalid_email() from None
-
-    def ascii_email(self, candidate: str) -> str | None:
-        """validate_email(candidate, allow_smtputf8=False).ascii_email, or its error."""
-        local, _at, domain = candidate.partition("@")
-        # When what comes before the first @-sign is ASCII without quotes or "<",
-        # email-validator splits the address there, finds no display name and leaves the
-        # local part as it is. Anything else, and the empty or bracketed domains it handles
-        # apart, is left to validate_email.
-        if not domain or domain[0] == "[" or not local.isascii() or '"' in local or "<" in local:
-            return validate_email(
-                candidate,
-                allow_smtputf8=False,
-                allow_empty_local=self.allow_empty_local,
-                strict=self.strict,
-                check_deliverability=self.check_deliverability,
-                test_environment=self.test_environment,
-                globally_deliverable=self.globally_deliverable,
-                timeout=self.timeout,
-            ).ascii_email
-        checked = ValidatedEmail()
-        checked.original = candidate
-        local_info = validate_email_local_part(
-            local,
-            allow_smtputf8=False,
-            allow_empty_local=self.allow_empty_local,
-            quoted_local_part=False,
-            strict=self.strict,
-        )
-        # Unicode normalisation leaves ASCII as it is, so validate_email's second look at the
-        # normalised local part has nothing to find here.
-        checked.local_part = local_info["local_part"]
-        checked.ascii_local_part = local_info["ascii_local_part"]
-        if (
-            checked.ascii_local_part is not None
-            and checked.ascii_local_part.lower() in CASE_INSENSITIVE_MAILBOX_NAMES
-        ):
-            checked.ascii_local_part = checked.ascii_local_part.lower()
-            checked.local_part = checked.local_part.lower()
-        checked.ascii_domain, checked.domain = self._domain(domain)
-        checked.normalized = f"{checked.local_part}@{checked.domain}"
-        checked.ascii_email = (
-            f"{checked.ascii_local_part}@{checked.ascii_domain}"
-            if checked.ascii_local_part and checked.ascii_domain
-            else None
-        )
-        validate_email_length(checked)
-        if self.check_deliverability and not self.test_environment:
-            self._check_deliverable(checked.ascii_domain, checked.domain)
-        return checked.ascii_email
-
-    def _domain(self, domain: str) -> tuple[str, str]:
-        known = self._domains.get(domain)
-        if known is None:
-            try:
-                info = validate_email_domain_name(
-                    domain,
-                    test_environment=self.test_environment,
-                    globally_deliverable=self.globally_deliverable,
-                )
-                known = (info["ascii_domain"], info["domain"])
-            except EmailNotValidError as error:
-                known = error
-            self._domains[domain] = known
-        if isinstance(known, EmailNotValidError):
-            raise known.with_traceback(None)
-        return known
-
-    def _check_deliverable(self, ascii_domain: str, domain: str) -> None:
-        if ascii_domain not in self._undeliverable:
-            # Imported here as email-validator does: dnspython is slow to import.
-            from email_validator.deliverability import validate_email_deliverability
-
-            try:
-                validate_email_deliverability(ascii_domain, domain, self.timeout)
-                self._undeliverable[ascii_domain] = None
-            except EmailNotValidError as error:
-                self._undeliverable[ascii_domain] = error
-        error = self._undeliverable[ascii_domain]
-        if error is not None:
-            raise error.with_traceback(None)
-
-
-def email_key(email: str) -> str:
-    """The case-insensitive key an address is unique on."""
-    return email.casefold()
 
 
 def email_hash(email: str) -> str:
@@ -210,7 +49,7 @@ def normalise_organisation_name(name: str) -> str:
 def clean_line(field: str, value: str | None, *, max_length: int, required: bool = False) -> str:
     """A single-line text field, stripped; rejects line breaks, control characters and excess."""
     text = (value or "").strip()
-    if _CONTROL_CHARS.search(text):
+    if CONTROL_CHARS.search(text):
         raise ValidationFailed(field, _("This field must be a single line of text."))
     if required and not text:
         raise ValidationFailed(field, _("This field is required."))
@@ -334,7 +173,7 @@ class CleanProfile:
 
 
 # The rules of one profile field each: check_profile applies them all to a form, and an
-# import (exports.rows.check_row) applies the same ones to every row, collecting every failure.
+# import (imports.rows.check_row) applies the same ones to every row, collecting every failure.
 
 
 def check_organisation_name(value: str | None) -> str:
@@ -538,205 +377,6 @@ def snapshot_values(
         "organisation_country": organisation_country,
         "topics": sorted(topic_slugs),
     }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def contact_data_export(contact: Contact) -> dict[str, Any]:
-    """Everything stored about a contact, as one JSON-ready document."""
-    organisation = contact.organisation
-    return {
-        "exported_at": utcnow().isoformat(),
-        "contact": {
-            "salutation": contact.salutation,
-            "given_name": contact.given_name,
-            "family_name": contact.family_name,
-            "job_title": contact.job_title,
-            "email": contact.email,
-            "phone": contact.phone,
-            "country": contact.country,
-            "language": contact.language,
-            "status": contact.status.value,
-            "created_at": _iso(contact.created_at),
-            "confirmed_at": _iso(contact.confirmed_at),
-            "updated_at": _iso(contact.updated_at),
-        },
-        "organisation": None
-        if organisation is None
-        else {
-            "name": organisation.name,
-            "stakeholder_type": organisation.stakeholder_type.value,
-            "country": organisation.country,
-            "website": organisation.website,
-        },
-        "topics": [{"slug": topic.slug, "label": topic.label_en} for topic in contact.topics],
-        "consent_log": [
-            {
-                "at": _iso(event.at),
-                "action": event.action.value,
-                "wording_version": event.wording_version,
-                "source": event.source,
-                "detail": event.detail,
-            }
-            for event in contact.consent_events
-        ],
-    }
-
-
-# What the audit log still says about an erased contact: the non-identifying facts the consent
-# log keeps too. Every other field is blanked, including ones added later: failing safe.
-AUDIT_FIELDS_KEPT_AFTER_ERASURE = frozenset({"status", "language", "topics"})
-
-
-def _erase_from_audit_log(contact: Contact) -> set[str]:
-    """Blank the contact's data in the audit log, the searches staff typed to find them
-    included; returns every address it had."""
-    organisation = contact.organisation
-    found = audit.erase_person(
-        "contact",
-        contact.id,
-        # The fields whose values summaries quote ("Edited Ana Silva", "Organisation X merged").
-        quoted={
-            "given_name": contact.given_name,
-            "family_name": contact.family_name,
-            "job_title": contact.job_title,
-            "email": contact.email,
-            "phone": contact.phone,
-            "organisation": organisation.name if organisation else None,
-        },
-        kept=AUDIT_FIELDS_KEPT_AFTER_ERASURE,
-    )
-    for address in found["email"]:
-        audit.erase_address(address, "contact")
-    # What staff typed into directory searches to find them, kept in the filters of exports
-    # and bulk actions: any of their names, or the part of an address before the @-sign.
-    audit.erase_searched_names(
-        [
-            *found["given_name"],
-            *found["family_name"],
-            *(address.partition("@")[0] for address in found["email"]),
-        ],
-        "contact",
-    )
-    return found["email"]
-
-
-def _erase_from_delivery_replies(contact_id: int, addresses: Iterable[str]) -> None:
-    """Blank the addresses in mail servers' replies to this contact's deliveries
-    ("550 5.1.1 <ana@example.org>: Recipient address rejected")."""
-    for address in addresses:
-        replies = db.session.scalars(
-            sa.select(Delivery).where(
-                Delivery.contact_id == contact_id,
-                sa.func.lower(Delivery.last_reply).contains(address.casefold(), autoescape=True),
-            )
-        )
-        for delivery in replies:
-            delivery.last_reply = re.sub(
-                re.escape(address), audit.ERASED, delivery.last_reply, flags=re.IGNORECASE
-            )
-
-
-# In a staff consent event's detail ("basis: <statement>; status: ...; topics: ...; language:
-# ..."), the statement: everything before the generated tail, whatever the statement holds.
-_STATEMENT_IN_DETAIL = re.compile(r"^basis: .*(?=; status: \w+; topics: [^;]*; language: \w*$)")
-
-
-def _erase_consent_statements(contact: Contact) -> None:
-    """Blank what staff wrote about the contact in their consent log: free text about one
-    person, which may name them. Who added them, how, and with what status stay."""
-    for event in contact.consent_events:
-        if event.action in STAFF_CONSENT_ACTIONS and event.detail:
-            event.detail = _STATEMENT_IN_DETAIL.sub("basis: (erased)", event.detail)
-
-
-def erase_contact(contact: Contact, source: str) -> None:
-    """Remove a contact's personal data for good, keeping only a hash of the address; what the
-    audit log and mail servers' replies quote of it is blanked in the same transaction, and
-    once it commits, their mail in the outbox and the import uploads holding them are deleted
-    (_forget_erased)."""
-    if contact.status is ContactStatus.ERASED:
-        return
-    # Before the values are cleared: they are what to look for.
-    addresses = _erase_from_audit_log(contact)
-    _erase_from_delivery_replies(contact.id, addresses)
-    _erase_consent_statements(contact)
-    if contact.email and not is_erased_address(contact.email):
-        db.session.add(ErasedAddress(email_hash=email_hash(contact.email)))
-    # Details proposed by sign-ups and waiting for this address's confirmation are theirs too.
-    db.session.execute(sa.delete(SignupRequest).where(SignupRequest.contact_id == contact.id))
-    contact.salutation = None
-    contact.given_name = ""
-    contact.family_name = ""
-    contact.job_title = None
-    contact.email = None
-    contact.email_key = None
-    contact.phone = None
-    contact.country = None
-    contact.organisation = None
-    contact.topics = []
-    contact.status = ContactStatus.ERASED
-    contact.link_secret = new_link_secret()
-    record_consent(contact, ConsentAction.ERASE, source)
-    _forget_after_commit(addresses)
-
-
-# Addresses erased in the current transaction, whose files go once it commits.
-_ERASED = "jeg_contacts.erased_addresses"
-
-
-def _forget_after_commit(addresses: Iterable[str]) -> None:
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()
-    session.info.setdefault(_ERASED, set()).update(addresses)
-
-
-@sa.event.listens_for(Session, "after_commit")
-def _forget_erased(session: Session) -> None:
-    """Once an erasure is durable (files follow the data, never lead it): delete the mail
-    kept for the person and the import uploads holding them, then rid SQLite's files of the
-    old pages."""
-    addresses = session.info.pop(_ERASED, None)
-    if addresses is None:
-        return
-    # Here rather than at the top: exports builds on contacts, not the other way round.
-    from jeg_contacts.privacy.erasure import discard_uploads_holding
-
-    steps = {
-        "the outbox": lambda: forget_mail_to(addresses),
-        "the import uploads": lambda: discard_uploads_holding(addresses),
-        "SQLite's write-ahead log": _checkpoint_sqlite,
-    }
-    for where, step in steps.items():
-        try:
-            step()
-        except Exception:
-            # The erasure is committed; a 500 would tell the person it failed. The log says
-            # what is left to clear by hand.
-            current_app.logger.exception("erasure: %s could not be cleared", where)
-
-
-@sa.event.listens_for(Session, "after_soft_rollback")
-def _keep_files(session: Session, previous_transaction: object) -> None:
-    session.info.pop(_ERASED, None)
-
-
-def _checkpoint_sqlite() -> None:
-    """Copy SQLite's write-ahead log into the database file and empty it. The log keeps the
-    pages as they were before the erasure until a checkpoint; secure_delete (set on every
-    connection) zeroes what the new pages no longer hold."""
-    engine = db.engine
-    if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as connection:
-        busy, _frames, _copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-    if busy:
-        # A reader held an older snapshot past the busy timeout; the next checkpoint (SQLite
-        # makes one every 1,000 pages) copies the pages, and the log is reused from its start.
-        current_app.logger.warning("erasure: the SQLite write-ahead log could not be emptied")
 
 
 def profile_values(contact: Contact) -> dict[str, Any]:

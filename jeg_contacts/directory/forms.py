@@ -12,10 +12,11 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
+from jeg_contacts.contacts.forms import ProfileForm
 from jeg_contacts.contacts.models import ContactStatus
 from jeg_contacts.contacts.services import BASIS_MAX_CHARS
 from jeg_contacts.directory.services import NEW_CONTACT_STATUSES, STAFF_STATUSES, BulkAction
-from jeg_contacts.signup.forms import ProfileForm, single_line
+from jeg_contacts.text import single_line
 
 STATUS_LABELS = {
     ContactStatus.PENDING: "Pending: waits for the contact to confirm by email",

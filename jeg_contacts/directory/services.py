@@ -23,6 +23,7 @@ from jeg_contacts.audiences.services import (
 )
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.audit.services import changes_between, record
+from jeg_contacts.contacts.mail import send_confirmation
 from jeg_contacts.contacts.models import (
     ConsentAction,
     ConsentEvent,
@@ -38,16 +39,14 @@ from jeg_contacts.contacts.services import (
     apply_profile,
     consent_basis,
     describe_subscription,
-    email_key,
     is_erased_address,
     new_link_secret,
-    normalise_email,
     record_consent,
 )
 from jeg_contacts.directory import models  # noqa: F401  (the directory's indexes)
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.signup.services import send_confirmation
+from jeg_contacts.text import email_key, normalise_email
 
 PER_PAGE = 50
 # Bulk writes go in slices, keeping each statement's parameters under every database's limit.

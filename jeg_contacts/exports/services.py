@@ -5,7 +5,6 @@ PostgreSQL) and written out as they come, so memory stays flat whatever the list
 Erased contacts are never exported, whatever the filter says.
 """
 
-import csv
 import io
 import json
 import tempfile
@@ -39,12 +38,9 @@ from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import vcard
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.imports.xlsx import SheetWriter
+from jeg_contacts.spreadsheets import TRIGGER_CHARACTERS, CsvWriter, neutralise
 
 BATCH_SIZE = 1000
-# Spreadsheet programs run a cell starting with one of these as a formula (OWASP "CSV
-# injection"); such cells get a leading apostrophe, which the import takes off again.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-
 SALUTATION_LABELS = {"ms": "Ms", "mr": "Mr", "mx": "Mx", "dr": "Dr", "prof": "Prof."}
 
 
@@ -369,48 +365,6 @@ def _sources(names: _Names) -> dict[str, tuple[str, Callable[[Any], Any] | None]
 # --- Writing them -------------------------------------------------------------------------
 
 
-def neutralise(value: str) -> str:
-    """A cell value spreadsheet programs will not run as a formula (OWASP CSV injection)."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
-
-
-_TRIGGER_CHARACTERS = frozenset(FORMULA_TRIGGERS)
-
-
-class CsvWriter:
-    """The one way the app writes CSV (exports, reports of rejected rows): every cell, the
-    column names included, goes out neutralised, whoever chose its text.
-
-    Rows are written as plain_csv_line gives them when no cell needs quoting, else by
-    csv.writer: the same bytes either way, in a fraction of the time for most rows."""
-
-    def __init__(self, out: IO[str], delimiter: str = ",") -> None:
-        self.out = out
-        self.delimiter = delimiter
-        self._writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-        # A cell starting with a trigger starts the line or follows a delimiter.
-        self._cell_starts = tuple(delimiter + trigger for trigger in FORMULA_TRIGGERS)
-
-    def writerow(self, values: Sequence[str]) -> None:
-        line = plain_csv_line(values, self.delimiter)
-        if line is not None and not (
-            line[0] in _TRIGGER_CHARACTERS or any(start in line for start in self._cell_starts)
-        ):
-            # Most rows of an export: one look at the joined line instead of one per cell.
-            self.out.write(line)
-            self.out.write("\r\n")
-            return
-        cells = [
-            "'" + value if value and value[0] in _TRIGGER_CHARACTERS else value for value in values
-        ]
-        line = plain_csv_line(cells, self.delimiter)
-        if line is None:
-            self._writer.writerow(cells)
-        else:
-            self.out.write(line)
-            self.out.write("\r\n")
-
-
 class XlsxWriter:
     """The one way the app writes XLSX: a SheetWriter whose text cells, the column names
     included, are neutralised as CsvWriter's are."""
@@ -424,7 +378,7 @@ class XlsxWriter:
         self._sheet.write_row(
             [
                 "'" + value
-                if value.__class__ is str and value and value[0] in _TRIGGER_CHARACTERS
+                if value.__class__ is str and value and value[0] in TRIGGER_CHARACTERS
                 else value
                 for value in values
             ]
@@ -480,24 +434,6 @@ def _cells(
 
 def _compose(first: Callable, then: Callable) -> Callable:
     return lambda value: then(first(value))
-
-
-def plain_csv_line(values: list[str], delimiter: str) -> str | None:
-    """The CSV line of `values` when no cell needs quoting, else None.
-
-    csv.writer then quotes nothing and writes just this, but takes several times longer to
-    find that out, a character at a time: two fifths of a CSV export. The rare row with a
-    delimiter, a quote or a line break in a cell, or with one empty cell only, is left to it."""
-    line = delimiter.join(values)
-    if (
-        not line
-        or line.count(delimiter) != len(values) - 1
-        or '"' in line
-        or "\r" in line
-        or "\n" in line
-    ):
-        return None
-    return line
 
 
 def _csv_chunks(export: Export) -> Iterator[bytes]:

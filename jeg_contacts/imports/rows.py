@@ -11,9 +11,10 @@ from jeg_contacts.contacts.models import (
     ContactStatus,
     StakeholderType,
 )
-from jeg_contacts.contacts.services import email_key, normalise_email, normalise_organisation_name
+from jeg_contacts.contacts.services import normalise_organisation_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.imports.mapping import Vocabulary, salutation_code, words
+from jeg_contacts.text import email_key, normalise_email
 
 # The names the rules of contacts.services give their fields, as people read them.
 RULE_LABELS = {

@@ -25,6 +25,7 @@ from jeg_contacts.audit.models import AuditEntry
 
 # Who imports: a staff account, or the command line.
 from jeg_contacts.audit.services import Actor
+from jeg_contacts.contacts.mail import send_confirmation
 from jeg_contacts.contacts.models import (
     ConsentAction,
     ConsentEvent,
@@ -36,19 +37,16 @@ from jeg_contacts.contacts.models import (
     subscriptions,
 )
 from jeg_contacts.contacts.services import (
-    EmailNormaliser,
     consent_basis,
     consent_values,
     describe_subscription,
     email_hash,
-    email_key,
     new_link_secret,
     record_consent,
     snapshot_values,
     subscription_summary,
 )
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.exports.services import FORMULA_TRIGGERS, CsvWriter
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.imports import limits
 from jeg_contacts.imports.mapping import (
@@ -59,7 +57,8 @@ from jeg_contacts.imports.mapping import (
 )
 from jeg_contacts.imports.reading import SourceRow, Table, UnreadableFile
 from jeg_contacts.imports.rows import Base, CheckedRow, check_row
-from jeg_contacts.signup.services import send_confirmation
+from jeg_contacts.spreadsheets import FORMULA_TRIGGERS, CsvWriter
+from jeg_contacts.text import EmailNormaliser, email_key
 
 CHUNK_SIZE = 1000
 # A cell longer than this is refused before any rule looks at it (the longest field is 300).

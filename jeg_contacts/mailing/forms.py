@@ -19,7 +19,7 @@ from wtforms.widgets import HiddenInput
 
 from jeg_contacts.mailing.models import AnnouncementKind
 from jeg_contacts.mailing.services import LANGUAGE_LABELS, MAX_BODY_LENGTH
-from jeg_contacts.signup.forms import single_line
+from jeg_contacts.text import single_line
 
 KIND_LABELS = {
     AnnouncementKind.ACTIVITY: "Activity: a meeting, workshop, exercise or project",

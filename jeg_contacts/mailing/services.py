@@ -22,7 +22,7 @@ from jeg_contacts.audiences.services import (
 )
 from jeg_contacts.audit.services import Actor, changes_between, record
 from jeg_contacts.contacts.models import Contact, ContactStatus, Topic, search_key
-from jeg_contacts.contacts.services import clean_line, email_key, normalise_email
+from jeg_contacts.contacts.services import clean_line
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
@@ -47,6 +47,7 @@ from jeg_contacts.mailing.rendering import (
     Recipient,
     markdown_to_html,
 )
+from jeg_contacts.text import email_key, normalise_email
 
 MAX_BODY_LENGTH = 100_000
 # The back office is in English, so languages are named in English.

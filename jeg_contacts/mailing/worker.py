@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from jeg_contacts.audiences.services import audience_topic_ids
+from jeg_contacts.contacts.links import manage_token_for
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic, subscriptions
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer import external_url
@@ -47,7 +48,6 @@ from jeg_contacts.mailing.services import (
     list_id,
     retry_delay,
 )
-from jeg_contacts.signup.tokens import manage_token_for
 
 _TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError)
 

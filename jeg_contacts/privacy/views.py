@@ -1,4 +1,5 @@
-"""Back office: personal-data requests handled by the secretariat (a copy, or erasure)."""
+"""Personal-data requests: the contact's own download and erasure, from their preferences
+page, and the same two handled by the secretariat in the back office."""
 
 import json
 
@@ -9,19 +10,52 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_login import current_user
 
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
+from jeg_contacts.contacts.links import contact_from_manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.downloads import attachment_headers
+from jeg_contacts.errors import InvalidLink
 from jeg_contacts.extensions import MAX_ID, db
+from jeg_contacts.i18n import use_contact_language
 from jeg_contacts.privacy import services
 from jeg_contacts.privacy.forms import EraseForm
+from jeg_contacts.signup.forms import EmailForm
 
-bp = Blueprint("privacy", __name__, url_prefix="/admin")
+bp = Blueprint("privacy", __name__)
+
+
+@bp.errorhandler(InvalidLink)
+def invalid_link(error: InvalidLink) -> tuple[str, int]:
+    """A revoked or forged preference link: the page that offers a new one, as signup's."""
+    return render_template("signup/link_invalid.html", form=EmailForm()), 400
+
+
+@bp.post("/preferences/<token>/my-data")
+def download_my_data(token: str) -> Response:
+    contact = contact_from_manage_token(token)
+    body = json.dumps(services.contact_data_export(contact), ensure_ascii=False, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="jeg-contacts-my-data.json"'},
+    )
+
+
+@bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
+def erase_my_data(token: str) -> str:
+    contact = contact_from_manage_token(token)
+    use_contact_language(contact.language)
+    if request.method != "POST":
+        return render_template("privacy/erase.html", contact=contact, token=token)
+    services.erase_self(contact)
+    db.session.commit()
+    return render_template("privacy/erased.html")
 
 
 def _contact_or_404(contact_id: int) -> Contact:
@@ -30,7 +64,7 @@ def _contact_or_404(contact_id: int) -> Contact:
     return db.get_or_404(Contact, contact_id)
 
 
-@bp.get("/contacts/<int:contact_id>/personal-data.json")
+@bp.get("/admin/contacts/<int:contact_id>/personal-data.json")
 @requires(Role.ADMIN)
 def contact_data(contact_id: int) -> Response:
     """Everything stored about a contact, as the self-service download gives it."""
@@ -43,7 +77,7 @@ def contact_data(contact_id: int) -> Response:
     )
 
 
-@bp.route("/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
+@bp.route("/admin/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
 @requires(Role.ADMIN)
 def erase_contact(contact_id: int) -> Response | tuple[str, int]:
     contact = _contact_or_404(contact_id)

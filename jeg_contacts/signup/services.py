@@ -1,18 +1,16 @@
-"""Self-service behaviour: register, confirm, change preferences, unsubscribe, erase."""
+"""Self-service behaviour: register, confirm, change preferences, unsubscribe (erasure and
+the data download are privacy's)."""
 
-import hashlib
-import hmac
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel.speaklater import LazyString
 
-from jeg_contacts import ratelimit
+from jeg_contacts.contacts.links import manage_token
+from jeg_contacts.contacts.mail import may_email, queue_email, send_confirmation
 from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, Topic
 from jeg_contacts.contacts.services import (
     PRIVACY_NOTICE_VERSION,
@@ -21,21 +19,17 @@ from jeg_contacts.contacts.services import (
     apply_profile,
     check_profile,
     describe_subscription,
-    email_key,
-    erase_contact,
     new_link_secret,
-    normalise_email,
     record_consent,
 )
-from jeg_contacts.contacts.services import SALUTATIONS as SALUTATIONS  # for signup.forms
 from jeg_contacts.errors import InvalidLink, ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.jobs.registry import job
 from jeg_contacts.jobs.runner import JobContext
-from jeg_contacts.mailer import build_message, external_url, render_email, send_after_commit
-from jeg_contacts.mailer.messages import MessageBuildError
+from jeg_contacts.mailer import external_url
 from jeg_contacts.signup.models import SignupRequest
-from jeg_contacts.signup.tokens import confirm_token, manage_token
+from jeg_contacts.signup.tokens import request_confirm_token
+from jeg_contacts.text import email_key, normalise_email
 
 SELF_SERVICE = "self-service"
 ONE_CLICK = "one-click unsubscribe (RFC 8058)"
@@ -81,7 +75,7 @@ def register(data: SignupData) -> Contact:
 def _propose(contact: Contact, data: SignupData, email: str) -> None:
     """Keep a sign-up's details for `contact` until the owner of the address confirms them."""
     profile = check_profile(data)
-    if not _may_email(contact):
+    if not may_email(contact):
         # Without its email nobody could ever confirm the request: keep nothing.
         return
     details = asdict(data)
@@ -93,13 +87,13 @@ def _propose(contact: Contact, data: SignupData, email: str) -> None:
     )
     db.session.add(request)
     db.session.flush()
-    _queue_email(
+    queue_email(
         contact,
         "confirm",
         _l("Please confirm your subscription to JEG news"),
         name=f"{profile.given_name} {profile.family_name}",
         language=profile.language,
-        confirm_url=external_url("signup.confirm", token=confirm_token(contact, request)),
+        confirm_url=external_url("signup.confirm", token=request_confirm_token(contact, request)),
         days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"],
     )
 
@@ -119,86 +113,12 @@ def forget_expired_requests_job(context: JobContext) -> dict[str, int]:
     return {"deleted": forget_expired_requests()}
 
 
-def mail_cap_key(email: str) -> str:
-    """The key the per-address mail cap counts on: the address without its +tag, so that
-    name+1@x and name+2@x share one allowance. Keyed with SECRET_KEY, so the rate-limit table
-    holds nothing anyone could match to an address by hashing guesses."""
-    local, _at, domain = email.rpartition("@")
-    untagged = f"{local.split('+', 1)[0]}@{domain}".casefold()
-    secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, f"address-mail|{untagged}".encode(), hashlib.sha256).hexdigest()
-
-
-def _may_email(contact: Contact) -> bool:
-    """At most EMAILS_PER_ADDRESS_PER_DAY self-service emails to one address per 24 hours."""
-    return ratelimit.allow(
-        "address-mail",
-        mail_cap_key(contact.email or ""),
-        current_app.config["EMAILS_PER_ADDRESS_PER_DAY"],
-        timedelta(days=1),
-    )
-
-
-def _queue_email(
-    contact: Contact,
-    template: str,
-    subject: LazyString,
-    *,
-    name: str | None = None,
-    language: str | None = None,
-    **context: object,
-) -> None:
-    """Queue the email for after the commit, by default in the contact's name and language,
-    or refuse what it was for: a mail that cannot be written fails here (ValidationFailed),
-    so nobody is told to wait for one that never comes, and the caller's rollback stores
-    nothing."""
-    name = contact.full_name if name is None else name
-    language = language or contact.language
-    with force_locale(language):
-        localised_subject = str(subject)
-    text, html = render_email(template, language, contact=contact, name=name, **context)
-    try:
-        send_after_commit(
-            build_message(
-                to_email=contact.email or "",
-                to_name=name,
-                subject=localised_subject,
-                text=text,
-                html=html,
-            )
-        )
-    except MessageBuildError as error:
-        current_app.logger.error("could not write the %s email: %s", template, error)
-        raise ValidationFailed(
-            "",
-            _(
-                "We could not prepare the email we need to send you, so nothing was saved. "
-                "Please try again later."
-            ),
-        ) from error
-
-
-def send_confirmation(contact: Contact) -> bool:
-    """Email a fresh link confirming the contact's own details, unless the address had its
-    share today."""
-    if not _may_email(contact):
-        return False
-    _queue_email(
-        contact,
-        "confirm",
-        _l("Please confirm your subscription to JEG news"),
-        confirm_url=external_url("signup.confirm", token=confirm_token(contact)),
-        days=current_app.config["CONFIRM_LINK_MAX_AGE_DAYS"],
-    )
-    return True
-
-
 def send_preferences_link(contact: Contact) -> bool:
     """Email the contact's preference link, unless the address had its share today."""
-    if not _may_email(contact):
+    if not may_email(contact):
         return False
     token = manage_token(contact)
-    _queue_email(
+    queue_email(
         contact,
         "preferences_link",
         _l("Your link to manage your JEG subscription"),
@@ -285,7 +205,3 @@ def unsubscribe(contact: Contact, source: str = SELF_SERVICE) -> None:
         return
     contact.status = ContactStatus.UNSUBSCRIBED
     record_consent(contact, ConsentAction.UNSUBSCRIBE, source)
-
-
-def erase_self(contact: Contact) -> None:
-    erase_contact(contact, SELF_SERVICE)

@@ -1,6 +1,5 @@
 """Public pages of the self-service flows; thin wrappers over signup.services."""
 
-import json
 from datetime import timedelta
 
 from flask import (
@@ -9,29 +8,26 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
     url_for,
 )
-from flask_babel import get_locale, refresh
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from jeg_contacts import ratelimit
+from jeg_contacts.contacts.links import contact_from_manage_token, manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.contacts.services import contact_data_export, profile_values
+from jeg_contacts.contacts.services import profile_values
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ExpiredLink, InvalidLink, ValidationFailed
 from jeg_contacts.extensions import csrf, db
+from jeg_contacts.i18n import use_contact_language
 from jeg_contacts.signup import services
 from jeg_contacts.signup.forms import EmailForm, ProfileForm, SignupForm
-from jeg_contacts.signup.tokens import (
-    confirmation_from_token,
-    contact_from_manage_token,
-    manage_token,
-)
+from jeg_contacts.signup.tokens import confirmation_from_token
 
 bp = Blueprint("signup", __name__)
 
@@ -82,8 +78,7 @@ def _profile_values(form: ProfileForm) -> dict:
 
 def _as_contact(contact: Contact) -> Contact:
     """Pages about a known contact speak the contact's language."""
-    g.contact_language = contact.language
-    refresh()
+    use_contact_language(contact.language)
     return contact
 
 
@@ -170,8 +165,7 @@ def confirm(token: str) -> str | tuple[str, int]:
         details = _stored_profile(contact)
     else:
         details = services.proposed_profile(proposal)
-        g.contact_language = details.language
-        refresh()
+        use_contact_language(details.language)
     if request.method != "POST":
         return render_template(
             "signup/confirm.html",
@@ -272,27 +266,6 @@ def revoke_links(token: str) -> Response:
     else:
         flash(_("Bookmark this page: it is your new link."), "info")
     return redirect(url_for(".preferences", token=manage_token(contact)))
-
-
-@bp.post("/preferences/<token>/my-data")
-def download_data(token: str) -> Response:
-    contact = contact_from_manage_token(token)
-    body = json.dumps(contact_data_export(contact), ensure_ascii=False, indent=2)
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="jeg-contacts-my-data.json"'},
-    )
-
-
-@bp.route("/preferences/<token>/erase", methods=["GET", "POST"])
-def erase(token: str) -> str:
-    contact = _as_contact(contact_from_manage_token(token))
-    if request.method != "POST":
-        return render_template("signup/erase.html", contact=contact, token=token)
-    services.erase_self(contact)
-    db.session.commit()
-    return render_template("signup/erased.html")
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])

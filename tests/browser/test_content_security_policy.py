@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from playwright.sync_api import Page, Request, expect
 
+from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.imports.services import Importer
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import AnnouncementStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
-from jeg_contacts.signup.tokens import confirm_token, manage_token
 from tests.conftest import STAFF_PASSWORD, create_staff
 from tests.directory.conftest import make_contact
 from tests.imports.conftest import csv_bytes, row

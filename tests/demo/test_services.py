@@ -21,15 +21,12 @@ from jeg_contacts.contacts.models import (
     search_key,
     subscriptions,
 )
-from jeg_contacts.contacts.services import (
-    PRIVACY_NOTICE_VERSION,
-    normalise_email,
-    normalise_organisation_name,
-)
+from jeg_contacts.contacts.services import PRIVACY_NOTICE_VERSION, normalise_organisation_name
 from jeg_contacts.countries import unece_member_codes
 from jeg_contacts.demo.services import generate_demo_data
 from jeg_contacts.demo.world import ascii_words, load_world
 from jeg_contacts.extensions import db
+from jeg_contacts.text import normalise_email
 from tests.conftest import make_app
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from flask import Flask
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import Contact, ContactStatus
-from jeg_contacts.contacts.services import erase_contact
 from jeg_contacts.directory.services import ContactData, add_contact
 from jeg_contacts.extensions import db
+from jeg_contacts.privacy.services import erase_contact
 from tests.conftest import topic_ids
 
 _numbers = itertools.count(1)

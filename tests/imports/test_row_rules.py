@@ -3,11 +3,12 @@
 import pytest
 
 from jeg_contacts.contacts.models import Contact
-from jeg_contacts.contacts.services import ProfileData, apply_profile, normalise_email
+from jeg_contacts.contacts.services import ProfileData, apply_profile
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.imports.mapping import Vocabulary
 from jeg_contacts.imports.rows import RULE_LABELS, Base, check_row
+from jeg_contacts.text import normalise_email
 from tests.conftest import topic_ids
 
 VALID = {

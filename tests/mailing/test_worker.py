@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from jeg_contacts.contacts.links import manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db
 from jeg_contacts.jobs import runner as job_runner
@@ -14,7 +15,6 @@ from jeg_contacts.mailer import external_url
 from jeg_contacts.mailing import services, worker
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus, Delivery, DeliveryStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
-from jeg_contacts.signup.tokens import manage_token
 from tests.mailing.conftest import add_contacts
 
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from jeg_contacts.contacts.models import ContactStatus
-from jeg_contacts.contacts.services import contact_data_export
 from jeg_contacts.extensions import db
+from jeg_contacts.privacy.services import contact_data_export
 from tests.conftest import audit_entries, csrf_token
 from tests.directory.conftest import load_contact, make_contact
 from tests.imports.conftest import (

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from jeg_contacts.contacts.links import manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.signup.tokens import manage_token
 
 
 class Forms(HTMLParser):

@@ -25,10 +25,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event
 
+from jeg_contacts.contacts.links import manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, ErasedAddress
 from jeg_contacts.contacts.services import email_hash, search_key
 from jeg_contacts.extensions import db
-from jeg_contacts.signup.tokens import manage_token
 from tests.conftest import (
     csrf_token,
     link_in,

@@ -24,11 +24,11 @@ from openpyxl import load_workbook
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.auth.models import Role, User
+from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
-from jeg_contacts.signup.tokens import confirm_token, manage_token
 from tests.conftest import (
     STAFF_PASSWORD,
     create_staff,

@@ -15,11 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import AnnouncementStatus
-from jeg_contacts.signup.tokens import confirm_token, manage_token
 from tests.conftest import csrf_token, make_app, staff_client
 from tests.directory.conftest import make_contact
 from tests.imports.conftest import csv_bytes, row

@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from jeg_contacts.contacts.links import confirm_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.worker import DeliveryWorker
-from jeg_contacts.signup.tokens import confirm_token
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup, text_body
 from tests.security.selfservice import (
     contact_id,

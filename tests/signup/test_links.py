@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.signup.tokens import confirm_token, manage_token
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup
 
 

@@ -1,14 +1,12 @@
-"""Preferences, one-click unsubscribe, data download and erasure."""
-
-import json
+"""Preferences and one-click unsubscribe (the data download and erasure from the same page:
+tests/privacy/test_self_service.py)."""
 
 import pytest
 import sqlalchemy as sa
 
-from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, ErasedAddress
-from jeg_contacts.contacts.services import email_hash, is_erased_address
+from jeg_contacts.contacts.links import manage_token
+from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus
 from jeg_contacts.extensions import db
-from jeg_contacts.signup.tokens import manage_token
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup, topic_ids
 
 
@@ -115,58 +113,3 @@ def test_unsubscribing_twice_logs_once(app, client, token):
     client.post(f"/unsubscribe/{token}")
     actions = [e.action for e in _contact(app).consent_events]
     assert actions.count(ConsentAction.UNSUBSCRIBE) == 1
-
-
-def test_download_requires_csrf_and_returns_everything(app, client, token):
-    assert client.post(f"/preferences/{token}/my-data").status_code == 400
-    response = client.post(
-        f"/preferences/{token}/my-data",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}")},
-    )
-    data = json.loads(response.get_data(as_text=True))
-    assert data["contact"]["given_name"] == "Zoë"
-    assert data["organisation"]["name"] == "Umweltbundesamt"
-    assert {t["slug"] for t in data["topics"]} == {"pipelines", "response-exercises"}
-    assert [e["action"] for e in data["consent_log"]] == ["signup", "confirm"]
-
-
-def test_erase_asks_first_then_removes_personal_data_and_revokes_links(app, client, token):
-    page = client.get(f"/preferences/{token}/erase")
-    assert page.status_code == 200
-    assert _contact(app).status is ContactStatus.ACTIVE
-
-    response = client.post(
-        f"/preferences/{token}/erase",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}/erase")},
-    )
-    assert response.status_code == 200
-    contact = _contact(app)
-    assert contact.status is ContactStatus.ERASED
-    assert (contact.email, contact.email_key, contact.given_name, contact.family_name) == (
-        None,
-        None,
-        "",
-        "",
-    )
-    assert contact.phone is None and contact.job_title is None
-    assert contact.organisation_id is None
-    assert contact.topics == []
-    assert contact.consent_events[-1].action is ConsentAction.ERASE
-    with app.app_context():
-        assert is_erased_address("Zoe.Mueller@example.org")
-        [kept] = db.session.scalars(sa.select(ErasedAddress)).all()
-        assert kept.email_hash == email_hash("zoe.mueller@example.org")
-        assert "zoe" not in kept.email_hash
-    assert client.get(f"/preferences/{token}").status_code == 400
-    assert client.post(f"/unsubscribe/{token}").status_code == 400
-
-
-def test_erased_person_can_sign_up_again_themselves(app, client, token):
-    client.post(
-        f"/preferences/{token}/erase",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}/erase")},
-    )
-    assert post_signup(client, app).status_code == 302
-    with app.app_context():
-        statuses = sorted(c.status.value for c in db.session.scalars(sa.select(Contact)))
-    assert statuses == ["erased", "pending"]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from jeg_contacts.exports.services import plain_csv_line
+from jeg_contacts.spreadsheets import plain_csv_line
 
 PIECES = ["", " ", "a", "Zoë", "МЧС", "李", "'=1+2", ",", ";", "\t", '"', "\r", "\n", "\r\n",
           "\\", "'", "|", "\x00", "\u2028", "  x  ", "x,y", "1.5", "None"]  # fmt: skip

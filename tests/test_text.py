@@ -10,9 +10,9 @@ from email_validator import EmailNotValidError, EmailUndeliverableError, validat
 from email_validator.syntax import validate_email_domain_name
 from flask import Flask
 
-from jeg_contacts.contacts import services
-from jeg_contacts.contacts.services import EmailNormaliser, normalise_email
+from jeg_contacts import text
 from jeg_contacts.errors import ValidationFailed
+from jeg_contacts.text import EmailNormaliser, normalise_email
 from tests.conftest import make_app
 
 LOCAL_PARTS = [
@@ -184,7 +184,7 @@ def test_email_normaliser_checks_each_domain_once(
         checked.append(domain)
         return validate_email_domain_name(domain, **options)
 
-    monkeypatch.setattr(services, "validate_email_domain_name", counting)
+    monkeypatch.setattr(text, "validate_email_domain_name", counting)
     with app.test_request_context():
         normaliser = EmailNormaliser()
         for number in range(100):

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.audit.services import ERASED
+from jeg_contacts.contacts.links import manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
-from jeg_contacts.contacts.services import erase_contact
 from jeg_contacts.extensions import db
 from jeg_contacts.mailing.models import Announcement, Delivery, DeliveryStatus
-from jeg_contacts.signup.tokens import manage_token
+from jeg_contacts.privacy.services import erase_contact
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup, topic_ids
 from tests.directory.conftest import load_contact, make_contact
 from tests.directory.test_contact_changes import opened_version, post_edit

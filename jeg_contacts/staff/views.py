@@ -9,10 +9,10 @@ from flask_login import current_user, login_user, logout_user
 from jeg_contacts.audit.services import record
 from jeg_contacts.auth import services
 from jeg_contacts.auth.access import public, requires
-from jeg_contacts.auth.forms import ChangePasswordForm, LoginForm, NewUserForm, RoleForm
 from jeg_contacts.auth.models import Role, User
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
+from jeg_contacts.staff.forms import ChangePasswordForm, LoginForm, NewUserForm, RoleForm
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
