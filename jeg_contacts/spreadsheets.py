@@ -69,3 +69,13 @@ def plain_csv_line(values: list[str], delimiter: str) -> str | None:
     ):
         return None
     return line
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet column name of a 0-based index: 0 -> A, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters

@@ -36,8 +36,8 @@ from jeg_contacts.contacts.models import (
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import vcard
+from jeg_contacts.exports.xlsx import SheetWriter
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.imports.xlsx import SheetWriter
 from jeg_contacts.spreadsheets import TRIGGER_CHARACTERS, CsvWriter, neutralise
 
 BATCH_SIZE = 1000

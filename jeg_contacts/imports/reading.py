@@ -32,8 +32,8 @@ from jeg_contacts.imports.xlsx import (
     UnpackLimits,
     UnpacksTooLarge,
     WorkbookReader,
-    column_letter,
 )
+from jeg_contacts.spreadsheets import column_letter
 
 ENCODINGS = {
     "auto": "Detect automatically",

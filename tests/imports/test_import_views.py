@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from jeg_contacts.imports import xlsx
+from jeg_contacts.exports import xlsx
 from tests.conftest import (
     audit_entries,
     csrf_token,

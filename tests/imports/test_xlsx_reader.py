@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from openpyxl import load_workbook
 
+from jeg_contacts.exports.xlsx import SheetWriter
 from jeg_contacts.imports.reading import UnreadableFile, open_table
-from jeg_contacts.imports.xlsx import SheetWriter
 from tests.imports.test_reading import _hand_made_xlsx
 
 
