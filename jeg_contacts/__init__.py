@@ -104,12 +104,13 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.exports.cli import contacts_cli
     from jeg_contacts.exports.views import bp as exports_bp
     from jeg_contacts.mailer.cli import outbox_command
-    from jeg_contacts.mailing.cli import announcements_cli, worker_command
+    from jeg_contacts.mailing.cli import announcements_cli
     from jeg_contacts.mailing.views import bp as mailing_bp
     from jeg_contacts.organisations.views import bp as organisations_bp
     from jeg_contacts.pages.views import bp as pages_bp
     from jeg_contacts.signup.views import bp as signup_bp
     from jeg_contacts.topics.views import bp as topics_bp
+    from jeg_contacts.worker import worker_command
 
     for blueprint in (
         pages_bp,
