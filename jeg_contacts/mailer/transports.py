@@ -43,7 +43,8 @@ class MaildirOutbox:
     """The outbox in OUTBOX_DIR, used as a session is: for development, without a relay."""
 
     def __init__(self) -> None:
-        self._maildir = mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True)
+        self._folder = Path(current_app.config["OUTBOX_DIR"])
+        self._maildir: mailbox.Maildir | None = None  # created with the first message
 
     def __enter__(self) -> "MaildirOutbox":
         return self
@@ -67,6 +68,8 @@ class MaildirOutbox:
         """Store `message` (its recipients are in its To header); the same hooks as
         SmtpSession.send, run in the same order."""
         before_data()
+        if self._maildir is None:
+            self._maildir = mailbox.Maildir(self._folder, create=True)
         self._maildir.add(message.raw)
         while_server_reads()
         return "250 written to the outbox"
