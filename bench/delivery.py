@@ -111,7 +111,7 @@ def sample_message(environment: dict[str, str], announcement_id: int) -> bytes:
             preferences_url="https://contacts.jeg.example/preferences/12345." + "x" * 32,
             unsubscribe_url="https://contacts.jeg.example/unsubscribe/12345." + "x" * 32,
         )
-        _message_id, raw = factory.build(version, recipient)
+        raw = factory.build(version, recipient).raw
         db.engine.dispose()
     return raw
 

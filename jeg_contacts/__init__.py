@@ -121,7 +121,7 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.imports.views import bp as imports_bp
     from jeg_contacts.jobs import models as _jobs_models  # noqa: F401  (its table)
     from jeg_contacts.mailer.cli import outbox_command
-    from jeg_contacts.mailing.cli import announcements_cli, worker_command
+    from jeg_contacts.mailing.cli import announcements_cli
     from jeg_contacts.mailing.views import bp as mailing_bp
     from jeg_contacts.organisations.views import bp as organisations_bp
     from jeg_contacts.pages.views import bp as pages_bp
@@ -130,6 +130,7 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.staff.cli import users_cli
     from jeg_contacts.staff.views import bp as auth_bp
     from jeg_contacts.topics.views import bp as topics_bp
+    from jeg_contacts.worker import worker_command
 
     for blueprint in (
         pages_bp,

@@ -4,6 +4,7 @@ import base64
 import functools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from email import policy
 from email.errors import MessageError
 from email.headerregistry import BaseHeader
@@ -159,12 +160,17 @@ def build_message(
     return message
 
 
+# Receivers end a line at CRLF, bare LF or bare CR alike, so lines are split the way they are.
+_LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n|$)")
+
+
 def check_header_lines(raw: bytes, names: Iterable[str]) -> None:
     """Refuse `raw` (a message, or its header block) unless its header lines are exactly
     `names`: a line nobody set means a value smuggled a line break in."""
-    # Receivers end a line at CRLF, bare LF or bare CR alike, so split the way they would.
     written = []
-    for line in re.split(rb"\r\n|\r|\n", raw):
+    # Line by line up to the first empty one only: the body can be long, the head is short.
+    for match in _LINE.finditer(raw):
+        line = match.group(1)
         if not line:
             break
         if line[:1] not in (b" ", b"\t"):
@@ -174,14 +180,41 @@ def check_header_lines(raw: bytes, names: Iterable[str]) -> None:
         raise HeaderInjectionError(f"header lines {written} differ from those set {expected}")
 
 
-def serialise(message: EmailMessage) -> bytes:
-    """The wire form of `message`, refused if its header block holds lines nobody set."""
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyMessage:
+    """A message whose header lines passed `check_header_lines`: the only kind the SMTP
+    session and the outbox take, so transactional and bulk mail get the same check."""
+
+    message_id: str
+    raw: bytes  # CRLF line ends, as the outbox stores it
+    data: bytes  # the DATA payload: dot-stuffed and terminated, as smtplib's `data()` sends it
+
+    @classmethod
+    def checked(cls, raw: bytes, header_names: Iterable[str], message_id: str) -> "ReadyMessage":
+        """`raw` made ready to send; HeaderInjectionError unless its header lines are exactly
+        `header_names`."""
+        check_header_lines(raw, header_names)
+        data = _LEADING_DOT.sub(b"..", raw)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        return cls(message_id, raw, data + b".\r\n")
+
+
+def ready(message: EmailMessage) -> ReadyMessage:
+    """`message` written out and checked (MessageBuildError if it cannot be sent safely)."""
     try:
         raw = message.as_bytes(policy=policy.SMTP)
     except (ValueError, MessageError) as error:
         raise MessageBuildError(f"message not written: {error.__class__.__name__}") from error
-    check_header_lines(raw, message.keys())
-    return raw
+    return ReadyMessage.checked(raw, message.keys(), str(message.get("Message-ID", "")))
+
+
+def serialise(message: EmailMessage) -> bytes:
+    """The wire form of `message`, refused if its header block holds lines nobody set."""
+    return ready(message).raw
 
 
 def render_email(template: str, language: str, **context: object) -> tuple[str, str]:

@@ -1,26 +1,27 @@
-"""Where mail goes: an SMTP server, or a local Maildir outbox when none is configured."""
+"""Where mail goes: an SMTP session with the relay, or a local Maildir outbox when none is
+configured. Both take only checked messages (`ReadyMessage`) and answer alike."""
 
 import mailbox
-import smtplib
-import ssl
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from types import TracebackType
 
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from jeg_contacts.extensions import db
-from jeg_contacts.mailer.messages import sender_addr_spec, serialise
+from jeg_contacts.mailer.messages import ReadyMessage, ready
+from jeg_contacts.mailer.session import SmtpSession
 
 _PENDING = "jeg_contacts.pending_mail"
 
 
-# A message ready to go: its envelope recipients and its bytes.
-_Prepared = tuple[list[str], bytes]
+# A message ready to go: its envelope recipients and the message.
+_Prepared = tuple[list[str], ReadyMessage]
 
 
 def _recipients(message: EmailMessage) -> list[str]:
@@ -30,57 +31,65 @@ def _recipients(message: EmailMessage) -> list[str]:
 
 
 def _prepare(message: EmailMessage) -> _Prepared:
-    """Serialise `message` (MessageBuildError if it cannot be written safely)."""
-    return _recipients(message), serialise(message)
+    """Write `message` out (MessageBuildError if it cannot be written safely)."""
+    return _recipients(message), ready(message)
 
 
-class PlaintextLoginRefused(smtplib.SMTPException):
-    """The SMTP password would cross the network unencrypted."""
+def _nothing() -> None:
+    pass
 
 
-def _tls_context() -> ssl.SSLContext:
-    # Certificates are always checked: against SMTP_CA_FILE when set (a relay whose
-    # certificate a private CA signed), else against the system's CAs.
-    return ssl.create_default_context(cafile=current_app.config.get("SMTP_CA_FILE") or None)
+class MaildirOutbox:
+    """The outbox in OUTBOX_DIR, used as a session is: for development, without a relay."""
+
+    def __init__(self) -> None:
+        self._folder = Path(current_app.config["OUTBOX_DIR"])
+        self._maildir: mailbox.Maildir | None = None  # created with the first message
+
+    def __enter__(self) -> "MaildirOutbox":
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send(
+        self,
+        recipients: Sequence[str],
+        message: ReadyMessage,
+        *,
+        before_data: Callable[[], None] = _nothing,
+        while_server_reads: Callable[[], None] = _nothing,
+    ) -> str:
+        """Store `message` (its recipients are in its To header); the same hooks as
+        SmtpSession.send, run in the same order."""
+        before_data()
+        if self._maildir is None:
+            self._maildir = mailbox.Maildir(self._folder, create=True)
+        self._maildir.add(message.raw)
+        while_server_reads()
+        return "250 written to the outbox"
+
+    def discard(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-def connect_smtp() -> smtplib.SMTP:
-    """An open, authenticated connection to the configured SMTP relay."""
-    config = current_app.config
-    host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
-    if config["SMTP_SECURITY"] == "tls":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context())
-    else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
-    try:
-        if config["SMTP_SECURITY"] == "starttls":
-            smtp.starttls(context=_tls_context())
-        if config["SMTP_USERNAME"]:
-            # Checked here as well as at start-up (config.py), on the connection itself: a
-            # configuration built some other way must not leak the password either.
-            encrypted = isinstance(smtp.sock, ssl.SSLSocket)
-            if not encrypted and not config.get("SMTP_ALLOW_PLAINTEXT_AUTH"):
-                raise PlaintextLoginRefused(
-                    "refused to log in to the SMTP relay without encryption "
-                    "(set SMTP_SECURITY=starttls or tls, or SMTP_ALLOW_PLAINTEXT_AUTH=1)"
-                )
-            smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
-    except BaseException:
-        smtp.close()
-        raise
-    return smtp
+def open_session() -> SmtpSession | MaildirOutbox:
+    """A session with the SMTP relay when SMTP_HOST is set, else the Maildir outbox."""
+    return SmtpSession() if current_app.config["SMTP_HOST"] else MaildirOutbox()
 
 
 def _deliver_prepared(prepared: Sequence[_Prepared]) -> None:
-    if current_app.config["SMTP_HOST"]:
-        with connect_smtp() as smtp:
-            envelope_from = sender_addr_spec()
-            for recipients, raw in prepared:
-                smtp.sendmail(envelope_from, recipients, raw)
-    else:
-        outbox = mailbox.Maildir(Path(current_app.config["OUTBOX_DIR"]), create=True)
-        for _recipients, raw in prepared:
-            outbox.add(raw)
+    with open_session() as session:
+        for recipients, message in prepared:
+            session.send(recipients, message)
 
 
 def deliver(messages: Sequence[EmailMessage]) -> None:
@@ -120,10 +129,9 @@ def _discard_pending(session: Session, previous_transaction: object) -> None:
     session.info.pop(_PENDING, None)
 
 
-def deliver_raw(recipient: str, raw: bytes) -> None:
-    """Send one pre-built message (bytes with CRLF line ends) to one address: over SMTP when
-    SMTP_HOST is set, else into the Maildir outbox."""
-    _deliver_prepared([([recipient], raw)])
+def deliver_ready(recipient: str, message: ReadyMessage) -> None:
+    """Send one message built elsewhere (an announcement's test) to one address."""
+    _deliver_prepared([([recipient], message)])
 
 
 def forget_mail_to(addresses: Collection[str]) -> int:

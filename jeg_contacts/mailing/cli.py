@@ -1,25 +1,21 @@
-"""`flask announcements ...` and `flask worker`: scripting and operating the send queue."""
+"""`flask announcements ...`: scripting and following announcements (`flask worker`, which
+sends them, is in jeg_contacts/worker.py)."""
 
 import json
-import signal
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
 
 from jeg_contacts.audit.services import COMMAND_LINE, Actor
 from jeg_contacts.auth.models import Role
 from jeg_contacts.auth.services import user_by_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
-from jeg_contacts.jobs.runner import JobRunner
 from jeg_contacts.mailing import services
 from jeg_contacts.mailing.models import Announcement, AnnouncementKind, SavedAudience
-from jeg_contacts.mailing.worker import DeliveryWorker
 
 announcements_cli = AppGroup("announcements", help="Create, send and follow announcements.")
 
@@ -215,56 +211,3 @@ def status(announcement_id: int, as_json: bool) -> None:
     click.echo(f"Announcement {announcement.id} ({announcement.status.value})")
     for key, value in counts.items():
         click.echo(f"  {key:<8} {value}")
-
-
-@click.command("worker")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="SMTP connections used in parallel.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="At most this many messages per second (default: no limit).",
-)
-@click.option("--until-idle", is_flag=True, help="Exit once nothing is due.")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress lines.")
-@with_appcontext
-def worker_command(
-    concurrency: int, rate: float | None, until_idle: bool, batch_size: int, quiet: bool
-) -> None:
-    """Deliver queued announcement messages and run background jobs."""
-    app = current_app._get_current_object()
-    worker = DeliveryWorker(
-        app,
-        concurrency=concurrency,
-        rate=rate,
-        batch_size=batch_size,
-        until_idle=until_idle,
-        progress=None if quiet else lambda line: click.echo(line, err=True),
-    )
-    jobs, stop_jobs = JobRunner(app), threading.Event()
-    # A polite stop on SIGTERM/SIGINT: in-flight messages finish, claimed rows go back.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: (worker.stop(), stop_jobs.set()))
-    if until_idle:
-        # The jobs first: a job may queue deliveries (a scheduled send).
-        jobs.run_until_idle()
-        outcome = worker.run()
-    else:
-        thread = threading.Thread(target=jobs.run, args=(stop_jobs,), name="jobs")
-        thread.start()
-        try:
-            outcome = worker.run()
-        finally:
-            stop_jobs.set()
-            thread.join()
-    click.echo(
-        f"Worker finished: sent {outcome.sent}, failed {outcome.failed}, "
-        f"retried {outcome.retried}, skipped {outcome.skipped}."
-    )

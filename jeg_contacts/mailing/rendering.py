@@ -16,7 +16,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 from jeg_contacts.extensions import utcnow
-from jeg_contacts.mailer.messages import address_lines, check_header_lines, clean_header_text
+from jeg_contacts.mailer.messages import ReadyMessage, address_lines, clean_header_text
 
 PLACEHOLDERS = ("given_name", "family_name", "organisation")
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}\}")
@@ -125,8 +125,8 @@ class MessageFactory:
             message_id_domain=domain,
         )
 
-    def build(self, version: LanguageVersion, recipient: Recipient) -> tuple[str, bytes]:
-        """(Message-ID, message bytes with CRLF line endings)."""
+    def build(self, version: LanguageVersion, recipient: Recipient) -> ReadyMessage:
+        """One recipient's message; MessageBuildError if it cannot be sent safely."""
         text = _fill_slots(version.text, recipient, html=False)
         html = _fill_slots(version.html, recipient, html=True)
         message_id = make_msgid(domain=self.message_id_domain)
@@ -145,9 +145,6 @@ class MessageFactory:
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
         ]
         head = "\r\n".join(headers).encode("ascii")
-        # The same check as every other message gets (mailer.serialise): no value may have
-        # brought a header line of its own.
-        check_header_lines(head, [header.partition(":")[0] for header in headers])
         part = (
             '--{b}\r\nContent-Type: text/{kind}; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: base64\r\n\r\n"
@@ -161,4 +158,10 @@ class MessageFactory:
                 f"--{boundary}--\r\n".encode(),
             ]
         )
-        return message_id, head + b"\r\n\r\n" + body
+        # The check every message gets (ReadyMessage): no value may have brought a header
+        # line of its own.
+        return ReadyMessage.checked(
+            head + b"\r\n\r\n" + body,
+            [header.partition(":")[0] for header in headers],
+            message_id,
+        )

@@ -27,7 +27,7 @@ from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.i18n import LANGUAGES
 from jeg_contacts.mailer.messages import external_url
-from jeg_contacts.mailer.transports import deliver_raw
+from jeg_contacts.mailer.transports import deliver_ready
 from jeg_contacts.mailing import scheduling
 from jeg_contacts.mailing.models import (
     Announcement,
@@ -490,7 +490,7 @@ def preview(announcement: Announcement, language: str, email: str = "") -> Previ
     language = language if language in LANGUAGES else "en"
     version = language_version(announcement, language)
     recipient = sample_recipient(announcement, version.language, email or "anna@example.org")
-    _message_id, raw = _factory().build(version, recipient)
+    raw = _factory().build(version, recipient).raw
     message = message_from_bytes(raw, policy=email_policy.default)
     return Preview(
         requested_language=language,
@@ -527,8 +527,7 @@ def send_test(announcement: Announcement, language: str, address: str) -> Previe
     version = language_version(announcement, language)
     version = replace(version, subject=TEST_SUBJECT_PREFIX + version.subject)
     recipient = sample_recipient(announcement, version.language, address)
-    _message_id, raw = _factory().build(version, recipient)
-    deliver_raw(address, raw)
+    deliver_ready(address, _factory().build(version, recipient))
     return Preview(language, version.language, version.subject, "", "")
 
 

@@ -64,10 +64,10 @@ def _message(recipient: Recipient, subject: str = "Атомные новости
         "@@UNSUBSCRIBE_URL@@",
         html="<p>{{ given_name }} / {{ organisation }}</p><a href='@@UNSUBSCRIBE_URL@@'>x</a>",
     )
-    message_id, raw = factory.build(version, recipient)
-    assert b"\n" not in raw.replace(b"\r\n", b"")
-    parsed = email.message_from_bytes(raw, policy=policy.default)
-    assert parsed["Message-ID"] == message_id
+    message = factory.build(version, recipient)
+    assert b"\n" not in message.raw.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(message.raw, policy=policy.default)
+    assert parsed["Message-ID"] == message.message_id
     return parsed
 
 

@@ -213,57 +213,6 @@ def test_audience_filters_and_snapshot(mail_app, flaky_smtp):
     assert set(_deliveries(mail_app, announcement_id)) == {"kz@example.org"}
 
 
-def test_rows_left_sending_by_a_dead_worker_are_reclaimed_at_start(mail_app, flaky_smtp):
-    handler, _port = flaky_smtp
-    add_contacts(mail_app, ["a@example.org", "b@example.org"])
-    announcement_id = _announce(mail_app)
-    with mail_app.app_context():
-        db.session.execute(
-            sa.update(Delivery).values(status=DeliveryStatus.SENDING, worker_id="ghost:1:dead")
-        )
-        db.session.commit()
-    _run(mail_app)
-    assert handler.recipients() == {"a@example.org": 1, "b@example.org": 1}
-    assert {s for s, _ in _deliveries(mail_app, announcement_id).values()} == {"sent"}
-
-
-def test_rows_of_a_worker_whose_heartbeat_stops_are_taken_back_within_the_lease(
-    tmp_path, flaky_smtp
-):
-    import threading
-    import time
-
-    from jeg_contacts.extensions import utcnow
-    from jeg_contacts.mailing.models import Worker
-    from tests.conftest import make_app
-
-    handler, port = flaky_smtp
-    app = make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, WORKER_LEASE_SECONDS=2)
-    add_contacts(app, ["a@example.org", "b@example.org"])
-    _announce(app)
-    with app.app_context():
-        # Another host's worker claimed everything, heartbeat fresh, then went silent.
-        db.session.add(Worker(id="elsewhere:1:gone", hostname="elsewhere", pid=1))
-        db.session.execute(
-            sa.update(Delivery).values(status=DeliveryStatus.SENDING, worker_id="elsewhere:1:gone")
-        )
-        db.session.commit()
-        assert db.session.get(Worker, "elsewhere:1:gone").heartbeat_at <= utcnow()
-
-    worker = DeliveryWorker(app, poll_seconds=0.05)
-    thread = threading.Thread(target=worker.run)
-    started = time.monotonic()
-    thread.start()
-    try:
-        while len(handler.received) < 2 and time.monotonic() - started < 20:
-            time.sleep(0.05)
-    finally:
-        worker.stop()
-        thread.join()
-    assert handler.recipients() == {"a@example.org": 1, "b@example.org": 1}
-    assert time.monotonic() - started < 2 + 5  # the lease plus a few housekeeping rounds
-
-
 def _run_worker_command(app) -> None:
     """`flask worker --until-idle`: deliveries and background jobs (housekeeping among them)."""
     result = app.test_cli_runner().invoke(args=["worker", "--until-idle", "--quiet"])
