@@ -9,7 +9,7 @@ from jeg_contacts.contacts.models import STAKEHOLDER_TYPE_LABELS, Organisation
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
-from jeg_contacts.organisations import services
+from jeg_contacts.organisations import merging, services
 from jeg_contacts.organisations.forms import OrganisationForm
 from jeg_contacts.pagination import requested_page
 
@@ -138,7 +138,7 @@ def choose_merge(organisation_id: int) -> str:
     # in other countries are listed only when searched for.
     searched = "q" in request.args
     q = request.args.get("q", organisation.name).strip()[:200]
-    candidates = services.merge_candidates(organisation, q) if q else None
+    candidates = merging.merge_candidates(organisation, q) if q else None
     listed = [*candidates.same_country, *candidates.other_countries] if candidates else []
     return render_template(
         "organisations/choose_merge.html",
@@ -148,7 +148,7 @@ def choose_merge(organisation_id: int) -> str:
         candidates=candidates.same_country if candidates else [],
         other_countries=candidates.other_countries if candidates else [],
         counts=services.contact_counts_for(candidate.id for candidate in listed),
-        limit=services.MERGE_CANDIDATE_LIMIT,
+        limit=merging.MERGE_CANDIDATE_LIMIT,
     )
 
 
@@ -161,7 +161,7 @@ def _refuse_self_merge(organisation: Organisation) -> tuple[str, int]:
         candidates=[],
         other_countries=[],
         counts={},
-        limit=services.MERGE_CANDIDATE_LIMIT,
+        limit=merging.MERGE_CANDIDATE_LIMIT,
         error="An organisation cannot be merged with itself. Choose the duplicate to merge in.",
     ), 400
 
@@ -172,7 +172,7 @@ def _render_confirm(kept: Organisation, other: Organisation, error: str | None =
         kept=kept,
         other=other,
         counts=services.contact_counts_for([kept.id, other.id]),
-        across=services.crosses_countries(kept, other),
+        across=merging.crosses_countries(kept, other),
         error=error,
     )
 
@@ -201,13 +201,13 @@ def merge(organisation_id: int, other_id: int) -> Response | str | tuple[str, in
     other = db.get_or_404(Organisation, other_id)
     other_label = services.label(other)
     try:
-        moved = services.merge_organisations(
+        moved = merging.merge_organisations(
             kept,
             other,
             countries_confirmed=_confirmed_countries(request.form.get("confirm_countries", "")),
         )
         db.session.commit()
-    except services.CountriesNotConfirmed as error:
+    except merging.CountriesNotConfirmed as error:
         db.session.rollback()
         return _render_confirm(kept, other, error.message), 400
     except ValidationFailed:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from jeg_contacts.contacts.models import Contact, Organisation
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
-from jeg_contacts.organisations.services import merge_organisations
+from jeg_contacts.organisations.merging import merge_organisations
 from tests.conftest import audit_entries, csrf_token
 from tests.organisations.records import (
     add_contact,
