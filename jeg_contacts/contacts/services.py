@@ -3,8 +3,8 @@
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import email_validator
@@ -315,6 +315,11 @@ class ProfileData:
     country: str | None = None
 
 
+# What sign-up, the preference centre and the directory read from their forms (topics come
+# apart, as a list of ids).
+PROFILE_FORM_FIELDS = tuple(each.name for each in fields(ProfileData) if each.name != "topic_ids")
+
+
 @dataclass(frozen=True)
 class CleanProfile:
     """ProfileData once checked: stripped text, known codes, the topics it names."""
@@ -383,6 +388,50 @@ def check_phone(value: str | None) -> str:
     return phone
 
 
+@dataclass(frozen=True)
+class DetailField:
+    """A line of text a contact may give about themselves, kept as it is on Contact.
+
+    Its rule is the function `check_<name>` of this module, looked up when it runs, so a rule
+    changed here is changed for every path at once."""
+
+    name: str  # of Contact's column, ProfileData's field and the forms' field
+    label: str  # as staff read it (English): import problems and mapping, export headers
+    # Other names an import recognises for its column (the label is one), in the three
+    # languages, as people write them.
+    import_names: tuple[str, ...] = ()
+    export_width: int = 20  # characters, for XLSX
+    # Whether an export has its column unless staff choose otherwise; a new field's is not,
+    # so the files people already take from us keep their columns where they were.
+    export_default: bool = True
+
+    def check(self, value: str | None) -> str:
+        """`value` as its rule leaves it; ValidationFailed(name) when the rule refuses it."""
+        return globals()[f"check_{self.name}"](value)
+
+
+# The contact's details: every path that reads, checks, stores, audits, exports or erases a
+# contact goes through this list, so a new one is a column, a rule and a line here (and the
+# forms and templates that show it).
+DETAIL_FIELDS = (
+    DetailField(
+        "job_title",
+        "Job title",
+        import_names=("position", "function", "job", "fonction", "poste", "titre", "должность"),
+        export_width=28,
+    ),
+    DetailField(
+        "phone",
+        "Phone",
+        import_names=(
+            "telephone", "tel", "phone number", "telephone number", "mobile",
+            "numero de telephone", "телефон", "номер телефона",
+        ),
+        export_width=18,
+    ),
+)  # fmt: skip
+
+
 def check_language(value: str | None) -> str:
     if value not in LANGUAGES:
         raise ValidationFailed("language", _("Choose a language from the list."))
@@ -411,8 +460,7 @@ def check_profile(data: ProfileData) -> CleanProfile:
     salutation = check_salutation(data.salutation)
     given_name = clean_person_name("given_name", data.given_name)
     family_name = clean_person_name("family_name", data.family_name)
-    job_title = check_job_title(data.job_title)
-    phone = check_phone(data.phone)
+    details = {detail.name: detail.check(getattr(data, detail.name)) for detail in DETAIL_FIELDS}
     country = check_country("country", data.country) or organisation_country
     language = check_language(data.language)
     return CleanProfile(
@@ -423,8 +471,7 @@ def check_profile(data: ProfileData) -> CleanProfile:
         salutation=salutation,
         given_name=given_name,
         family_name=family_name,
-        job_title=job_title,
-        phone=phone,
+        **details,
         country=country,
         language=language,
         topics=topics_by_ids(data.topic_ids),
@@ -448,8 +495,8 @@ def apply_profile(contact: Contact, data: ProfileData) -> None:
     contact.salutation = profile.salutation
     contact.given_name = profile.given_name
     contact.family_name = profile.family_name
-    contact.job_title = profile.job_title or None
-    contact.phone = profile.phone or None
+    for detail in DETAIL_FIELDS:
+        setattr(contact, detail.name, getattr(profile, detail.name) or None)
     contact.country = profile.country
     contact.language = profile.language
     contact.topics = [*profile.topics, *archived]
@@ -501,9 +548,8 @@ AUDITED_FIELDS = (
     "salutation",
     "given_name",
     "family_name",
-    "job_title",
     "email",
-    "phone",
+    *(detail.name for detail in DETAIL_FIELDS),
     "country",
     "language",
 )
@@ -513,7 +559,7 @@ def audit_snapshot(contact: Contact) -> dict[str, Any]:
     """The audited fields of a contact: plain values, topics as sorted slugs."""
     organisation = contact.organisation
     return snapshot_values(
-        contact,
+        {name: getattr(contact, name) for name in AUDITED_FIELDS},
         status=contact.status,
         organisation=organisation.name if organisation else None,
         organisation_country=organisation.country if organisation else None,
@@ -522,17 +568,17 @@ def audit_snapshot(contact: Contact) -> dict[str, Any]:
 
 
 def snapshot_values(
-    fields: Any,
+    values: Mapping[str, Any],
     *,
     status: ContactStatus | None,
     organisation: str | None,
     organisation_country: str | None,
     topic_slugs: Iterable[str],
 ) -> dict[str, Any]:
-    """audit_snapshot from any object with the AUDITED_FIELDS as attributes (a Contact, a
-    database row, an imported row's checked values) and the rest given."""
+    """audit_snapshot from the values of the AUDITED_FIELDS (a Contact's, a database row's,
+    an imported row's) and the rest given."""
     return {
-        **{name: getattr(fields, name) for name in AUDITED_FIELDS},
+        **{name: values[name] for name in AUDITED_FIELDS},
         "status": status.value if status else None,
         "organisation": organisation,
         "organisation_country": organisation_country,
@@ -553,9 +599,8 @@ def contact_data_export(contact: Contact) -> dict[str, Any]:
             "salutation": contact.salutation,
             "given_name": contact.given_name,
             "family_name": contact.family_name,
-            "job_title": contact.job_title,
             "email": contact.email,
-            "phone": contact.phone,
+            **{detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "country": contact.country,
             "language": contact.language,
             "status": contact.status.value,
@@ -601,9 +646,8 @@ def _erase_from_audit_log(contact: Contact) -> set[str]:
         quoted={
             "given_name": contact.given_name,
             "family_name": contact.family_name,
-            "job_title": contact.job_title,
             "email": contact.email,
-            "phone": contact.phone,
+            **{detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "organisation": organisation.name if organisation else None,
         },
         kept=AUDIT_FIELDS_KEPT_AFTER_ERASURE,
@@ -670,10 +714,10 @@ def erase_contact(contact: Contact, source: str) -> None:
     contact.salutation = None
     contact.given_name = ""
     contact.family_name = ""
-    contact.job_title = None
     contact.email = None
     contact.email_key = None
-    contact.phone = None
+    for detail in DETAIL_FIELDS:
+        setattr(contact, detail.name, None)
     contact.country = None
     contact.organisation = None
     contact.topics = []
@@ -750,8 +794,7 @@ def profile_values(contact: Contact) -> dict[str, Any]:
         "salutation": contact.salutation or "",
         "given_name": contact.given_name,
         "family_name": contact.family_name,
-        "job_title": contact.job_title or "",
-        "phone": contact.phone or "",
+        **{detail.name: getattr(contact, detail.name) or "" for detail in DETAIL_FIELDS},
         "country": contact.country,
         "language": contact.language,
         "topics": [topic.id for topic in contact.topics if topic.active],

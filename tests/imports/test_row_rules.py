@@ -3,7 +3,12 @@
 import pytest
 
 from jeg_contacts.contacts.models import Contact
-from jeg_contacts.contacts.services import ProfileData, apply_profile, normalise_email
+from jeg_contacts.contacts.services import (
+    DETAIL_FIELDS,
+    ProfileData,
+    apply_profile,
+    normalise_email,
+)
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.imports.mapping import Vocabulary
@@ -73,8 +78,7 @@ def sign_up_outcome(app, values: dict, topics: list[int]):
             "given_name": contact.given_name,
             "family_name": contact.family_name,
             "salutation": contact.salutation,
-            "job_title": contact.job_title,
-            "phone": contact.phone,
+            "details": {detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "country": contact.country,
             "language": contact.language,
             "topic_ids": tuple(topic.id for topic in contact.topics),
