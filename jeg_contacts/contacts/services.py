@@ -311,6 +311,7 @@ class ProfileData:
     organisation_website: str | None = None
     salutation: str | None = None
     job_title: str | None = None
+    department: str | None = None
     phone: str | None = None
     country: str | None = None
 
@@ -332,6 +333,7 @@ class CleanProfile:
     given_name: str
     family_name: str
     job_title: str
+    department: str
     phone: str
     country: str | None
     language: str
@@ -388,6 +390,10 @@ def check_phone(value: str | None) -> str:
     return phone
 
 
+def check_department(value: str | None) -> str:
+    return clean_line("department", value, max_length=200)
+
+
 @dataclass(frozen=True)
 class DetailField:
     """A line of text a contact may give about themselves, kept as it is on Contact.
@@ -419,6 +425,15 @@ DETAIL_FIELDS = (
         "Job title",
         import_names=("position", "function", "job", "fonction", "poste", "titre", "должность"),
         export_width=28,
+    ),
+    DetailField(
+        "department",
+        "Department",
+        import_names=(
+            "Unit", "Division", "Département", "Service", "Unité", "Отдел", "Подразделение",
+        ),
+        export_width=24,
+        export_default=False,
     ),
     DetailField(
         "phone",
