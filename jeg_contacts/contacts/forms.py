@@ -116,6 +116,7 @@ class ProfileForm(FlaskForm):
     given_name = StringField(_l("Given name"), [required(), at_most(100), single_line])
     family_name = StringField(_l("Family name"), [required(), at_most(100), single_line])
     job_title = StringField(_l("Job title (optional)"), [at_most(200), single_line])
+    department = StringField(_l("Department or unit (optional)"), [at_most(200), single_line])
     phone = StringField(_l("Phone (optional)"), [at_most(40), single_line])
     country = CountryField(
         _l("Your country (optional)"), placeholder=_l("Same as the organisation")

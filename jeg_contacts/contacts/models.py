@@ -147,6 +147,8 @@ class Contact(db.Model):
     given_name: Mapped[str] = mapped_column(sa.String(100))
     family_name: Mapped[str] = mapped_column(sa.String(100))
     job_title: Mapped[str | None] = mapped_column(sa.String(200))
+    # Their department or unit within the organisation.
+    department: Mapped[str | None] = mapped_column(sa.String(200))
     # NULL once erased; the unique key is the lower-cased address.
     email: Mapped[str | None] = mapped_column(sa.String(254))
     email_key: Mapped[str | None] = mapped_column(sa.String(254), unique=True)

@@ -2,8 +2,8 @@
 
 import hashlib
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -150,8 +150,14 @@ class ProfileData:
     organisation_website: str | None = None
     salutation: str | None = None
     job_title: str | None = None
+    department: str | None = None
     phone: str | None = None
     country: str | None = None
+
+
+# What sign-up, the preference centre and the directory read from their forms (topics come
+# apart, as a list of ids).
+PROFILE_FORM_FIELDS = tuple(each.name for each in fields(ProfileData) if each.name != "topic_ids")
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ class CleanProfile:
     given_name: str
     family_name: str
     job_title: str
+    department: str
     phone: str
     country: str | None
     language: str
@@ -222,6 +229,63 @@ def check_phone(value: str | None) -> str:
     return phone
 
 
+def check_department(value: str | None) -> str:
+    return clean_line("department", value, max_length=200)
+
+
+@dataclass(frozen=True)
+class DetailField:
+    """A line of text a contact may give about themselves, kept as it is on Contact.
+
+    Its rule is the function `check_<name>` of this module, looked up when it runs, so a rule
+    changed here is changed for every path at once."""
+
+    name: str  # of Contact's column, ProfileData's field and the forms' field
+    label: str  # as staff read it (English): import problems and mapping, export headers
+    # Other names an import recognises for its column (the label is one), in the three
+    # languages, as people write them.
+    import_names: tuple[str, ...] = ()
+    export_width: int = 20  # characters, for XLSX
+    # Whether an export has its column unless staff choose otherwise; a new field's is not,
+    # so the files people already take from us keep their columns where they were.
+    export_default: bool = True
+
+    def check(self, value: str | None) -> str:
+        """`value` as its rule leaves it; ValidationFailed(name) when the rule refuses it."""
+        return globals()[f"check_{self.name}"](value)
+
+
+# The contact's details: every path that reads, checks, stores, audits, exports or erases a
+# contact goes through this list, so a new one is a column, a rule and a line here (and the
+# forms and templates that show it).
+DETAIL_FIELDS = (
+    DetailField(
+        "job_title",
+        "Job title",
+        import_names=("position", "function", "job", "fonction", "poste", "titre", "должность"),
+        export_width=28,
+    ),
+    DetailField(
+        "department",
+        "Department",
+        import_names=(
+            "Unit", "Division", "Département", "Service", "Unité", "Отдел", "Подразделение",
+        ),
+        export_width=24,
+        export_default=False,
+    ),
+    DetailField(
+        "phone",
+        "Phone",
+        import_names=(
+            "telephone", "tel", "phone number", "telephone number", "mobile",
+            "numero de telephone", "телефон", "номер телефона",
+        ),
+        export_width=18,
+    ),
+)  # fmt: skip
+
+
 def check_language(value: str | None) -> str:
     if value not in LANGUAGES:
         raise ValidationFailed("language", _("Choose a language from the list."))
@@ -250,8 +314,7 @@ def check_profile(data: ProfileData) -> CleanProfile:
     salutation = check_salutation(data.salutation)
     given_name = clean_person_name("given_name", data.given_name)
     family_name = clean_person_name("family_name", data.family_name)
-    job_title = check_job_title(data.job_title)
-    phone = check_phone(data.phone)
+    details = {detail.name: detail.check(getattr(data, detail.name)) for detail in DETAIL_FIELDS}
     country = check_country("country", data.country) or organisation_country
     language = check_language(data.language)
     return CleanProfile(
@@ -262,8 +325,7 @@ def check_profile(data: ProfileData) -> CleanProfile:
         salutation=salutation,
         given_name=given_name,
         family_name=family_name,
-        job_title=job_title,
-        phone=phone,
+        **details,
         country=country,
         language=language,
         topics=topics_by_ids(data.topic_ids),
@@ -287,8 +349,8 @@ def apply_profile(contact: Contact, data: ProfileData) -> None:
     contact.salutation = profile.salutation
     contact.given_name = profile.given_name
     contact.family_name = profile.family_name
-    contact.job_title = profile.job_title or None
-    contact.phone = profile.phone or None
+    for detail in DETAIL_FIELDS:
+        setattr(contact, detail.name, getattr(profile, detail.name) or None)
     contact.country = profile.country
     contact.language = profile.language
     contact.topics = [*profile.topics, *archived]
@@ -340,9 +402,8 @@ AUDITED_FIELDS = (
     "salutation",
     "given_name",
     "family_name",
-    "job_title",
     "email",
-    "phone",
+    *(detail.name for detail in DETAIL_FIELDS),
     "country",
     "language",
 )
@@ -352,7 +413,7 @@ def audit_snapshot(contact: Contact) -> dict[str, Any]:
     """The audited fields of a contact: plain values, topics as sorted slugs."""
     organisation = contact.organisation
     return snapshot_values(
-        contact,
+        {name: getattr(contact, name) for name in AUDITED_FIELDS},
         status=contact.status,
         organisation=organisation.name if organisation else None,
         organisation_country=organisation.country if organisation else None,
@@ -361,17 +422,17 @@ def audit_snapshot(contact: Contact) -> dict[str, Any]:
 
 
 def snapshot_values(
-    fields: Any,
+    values: Mapping[str, Any],
     *,
     status: ContactStatus | None,
     organisation: str | None,
     organisation_country: str | None,
     topic_slugs: Iterable[str],
 ) -> dict[str, Any]:
-    """audit_snapshot from any object with the AUDITED_FIELDS as attributes (a Contact, a
-    database row, an imported row's checked values) and the rest given."""
+    """audit_snapshot from the values of the AUDITED_FIELDS (a Contact's, a database row's,
+    an imported row's) and the rest given."""
     return {
-        **{name: getattr(fields, name) for name in AUDITED_FIELDS},
+        **{name: values[name] for name in AUDITED_FIELDS},
         "status": status.value if status else None,
         "organisation": organisation,
         "organisation_country": organisation_country,
@@ -390,8 +451,7 @@ def profile_values(contact: Contact) -> dict[str, Any]:
         "salutation": contact.salutation or "",
         "given_name": contact.given_name,
         "family_name": contact.family_name,
-        "job_title": contact.job_title or "",
-        "phone": contact.phone or "",
+        **{detail.name: getattr(contact, detail.name) or "" for detail in DETAIL_FIELDS},
         "country": contact.country,
         "language": contact.language,
         "topics": [topic.id for topic in contact.topics if topic.active],

@@ -37,6 +37,7 @@ from jeg_contacts.contacts.services import (
     PRIVACY_NOTICE_VERSION,
     ProfileData,
     apply_profile,
+    audit_snapshot,
     consent_basis,
     describe_subscription,
     is_erased_address,
@@ -160,25 +161,6 @@ def secretariat_source(staff_email: str) -> str:
 def added_by_source(staff_email: str) -> str:
     """How the consent event of a contact added by a staff member is recorded."""
     return f"added by {staff_email}"[:200]
-
-
-def audit_snapshot(contact: Contact) -> dict[str, Any]:
-    """The audited fields of a contact: plain values, topics as sorted slugs."""
-    organisation = contact.organisation
-    return {
-        "salutation": contact.salutation,
-        "given_name": contact.given_name,
-        "family_name": contact.family_name,
-        "job_title": contact.job_title,
-        "email": contact.email,
-        "phone": contact.phone,
-        "country": contact.country,
-        "language": contact.language,
-        "status": contact.status.value if contact.status else None,
-        "organisation": organisation.name if organisation else None,
-        "organisation_country": organisation.country if organisation else None,
-        "topics": sorted(topic.slug for topic in contact.topics),
-    }
 
 
 def _available_email(raw: str, contact: Contact | None = None) -> str:

@@ -19,7 +19,7 @@ from jeg_contacts.audiences.services import (
 from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.contacts.services import profile_values
+from jeg_contacts.contacts.services import PROFILE_FORM_FIELDS, profile_values
 from jeg_contacts.countries import country_choices, country_groups
 from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, NewContactForm, StatusForm
@@ -32,21 +32,7 @@ bp = Blueprint("directory", __name__, url_prefix="/admin")
 # Beyond this the offset means nothing useful, and a huge number must not reach the database.
 MAX_TICKED = 500
 
-_FORM_FIELDS = (
-    "organisation_name",
-    "stakeholder_type",
-    "organisation_country",
-    "organisation_website",
-    "salutation",
-    "given_name",
-    "family_name",
-    "job_title",
-    "phone",
-    "country",
-    "language",
-    "email",
-    "status",
-)
+_FORM_FIELDS = (*PROFILE_FORM_FIELDS, "email", "status")
 
 
 # --- Helpers ------------------------------------------------------------------------------
@@ -141,9 +127,12 @@ def _unsaved_changes(form: ContactForm, current: dict[str, Any]) -> list[tuple[s
     """(label, submitted value) for every field where the refused form differs from the
     record as it is now, so the person can apply their change again."""
     differences = []
-    for name in _FORM_FIELDS:
-        if str(form[name].data or "") != str(current.get(name) or ""):
-            differences.append((str(form[name].label.text), _shown(form[name])))
+    # In the form's order, as the person filled it in.
+    for field in form:
+        if field.name not in _FORM_FIELDS:
+            continue
+        if str(field.data or "") != str(current.get(field.name) or ""):
+            differences.append((str(field.label.text), _shown(field)))
     submitted_topics = sorted(form.topics.data or [])
     if submitted_topics != sorted(current["topics"]):
         labels = {choice.value: str(choice.label) for choice in form.topics.iter_choices()}

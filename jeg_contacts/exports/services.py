@@ -33,6 +33,7 @@ from jeg_contacts.contacts.models import (
     Topic,
     subscriptions,
 )
+from jeg_contacts.contacts.services import DETAIL_FIELDS
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.exports import vcard
@@ -118,8 +119,10 @@ COLUMNS = {
         ExportColumn("salutation", "Salutation", 10),
         ExportColumn("given_name", "Given name", 18),
         ExportColumn("family_name", "Family name", 20),
-        ExportColumn("job_title", "Job title", 28),
-        ExportColumn("phone", "Phone", 18),
+        *(
+            ExportColumn(detail.name, detail.label, detail.export_width, detail.export_default)
+            for detail in DETAIL_FIELDS
+        ),
         ExportColumn("country", "Country", 9),
         ExportColumn("country_name", "Country name", 22, default=False),
         ExportColumn("language", "Language", 10),
@@ -250,9 +253,8 @@ def _query_columns(export: Export) -> list[Any]:
         Contact.salutation,
         Contact.given_name,
         Contact.family_name,
-        Contact.job_title,
         Contact.email,
-        Contact.phone,
+        *(getattr(Contact, detail.name) for detail in DETAIL_FIELDS),
         Contact.country,
         Contact.language,
         # Plain strings: converting every value to its enum would cost more than the rest.
@@ -345,8 +347,7 @@ def _sources(names: _Names) -> dict[str, tuple[str, Callable[[Any], Any] | None]
         "salutation": ("salutation", SALUTATION_LABELS.get),
         "given_name": ("given_name", None),
         "family_name": ("family_name", None),
-        "job_title": ("job_title", None),
-        "phone": ("phone", None),
+        **{detail.name: (detail.name, None) for detail in DETAIL_FIELDS},
         "country": ("country", None),
         "country_name": ("country", names.country),
         "language": ("language", None),

@@ -19,32 +19,41 @@ from jeg_contacts.contacts.models import (
     Topic,
     search_key,
 )
+from jeg_contacts.contacts.services import DETAIL_FIELDS
 from jeg_contacts.countries import iso_codes
 from jeg_contacts.extensions import db
 from jeg_contacts.i18n import LANGUAGES
 
 
-class ImportField(StrEnum):
-    EMAIL = "email"
-    SALUTATION = "salutation"
-    GIVEN_NAME = "given_name"
-    FAMILY_NAME = "family_name"
-    FULL_NAME = "full_name"
-    JOB_TITLE = "job_title"
-    PHONE = "phone"
-    COUNTRY = "country"
-    LANGUAGE = "language"
-    ORGANISATION = "organisation"
-    STAKEHOLDER_TYPE = "stakeholder_type"
-    ORGANISATION_COUNTRY = "organisation_country"
-    ORGANISATION_WEBSITE = "organisation_website"
-    TOPICS = "topics"
-    STATUS = "status"
+class _ImportFields(StrEnum):
+    """The fields a column of a contact list can hold."""
 
     @property
     def label(self) -> str:
         return FIELD_LABELS[self]
 
+
+# The contact's details (contacts.services.DETAIL_FIELDS) come after the names, in their order.
+ImportField = _ImportFields(
+    "ImportField",
+    [
+        ("EMAIL", "email"),
+        ("SALUTATION", "salutation"),
+        ("GIVEN_NAME", "given_name"),
+        ("FAMILY_NAME", "family_name"),
+        ("FULL_NAME", "full_name"),
+        *((detail.name.upper(), detail.name) for detail in DETAIL_FIELDS),
+        ("COUNTRY", "country"),
+        ("LANGUAGE", "language"),
+        ("ORGANISATION", "organisation"),
+        ("STAKEHOLDER_TYPE", "stakeholder_type"),
+        ("ORGANISATION_COUNTRY", "organisation_country"),
+        ("ORGANISATION_WEBSITE", "organisation_website"),
+        ("TOPICS", "topics"),
+        ("STATUS", "status"),
+    ],
+    module=__name__,
+)
 
 FIELD_LABELS = {
     ImportField.EMAIL: "Email",
@@ -52,8 +61,7 @@ FIELD_LABELS = {
     ImportField.GIVEN_NAME: "Given name",
     ImportField.FAMILY_NAME: "Family name",
     ImportField.FULL_NAME: "Full name (given, then family name)",
-    ImportField.JOB_TITLE: "Job title",
-    ImportField.PHONE: "Phone",
+    **{ImportField(detail.name): detail.label for detail in DETAIL_FIELDS},
     ImportField.COUNTRY: "Country",
     ImportField.LANGUAGE: "Language",
     ImportField.ORGANISATION: "Organisation",
@@ -64,7 +72,8 @@ FIELD_LABELS = {
     ImportField.STATUS: "Status",
 }
 
-# Column names recognised in English, French and Russian, compared as `words` leaves them.
+# Column names recognised in English, French and Russian, compared as `words` leaves them
+# (a detail's own names, as people write them, are put through `words` like the file's).
 _ALIASES = {
     ImportField.EMAIL: (
         "email", "e mail", "email address", "e mail address", "mail", "courriel",
@@ -82,13 +91,10 @@ _ALIASES = {
         "name", "full name", "contact name", "contact", "nom complet", "nom et prenom",
         "prenom et nom", "имя и фамилия",
     ),
-    ImportField.JOB_TITLE: (
-        "job title", "position", "function", "job", "fonction", "poste", "titre", "должность",
-    ),
-    ImportField.PHONE: (
-        "phone", "telephone", "tel", "phone number", "telephone number", "mobile",
-        "numero de telephone", "телефон", "номер телефона",
-    ),
+    **{
+        ImportField(detail.name): (detail.label, *detail.import_names)
+        for detail in DETAIL_FIELDS
+    },
     ImportField.COUNTRY: ("country", "country name", "pays", "страна", "country of residence"),
     ImportField.LANGUAGE: ("language", "langue", "язык", "preferred language", "langue preferee"),
     ImportField.ORGANISATION: (

@@ -1,7 +1,7 @@
 """One imported row against the sign-up rules."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -11,7 +11,7 @@ from jeg_contacts.contacts.models import (
     ContactStatus,
     StakeholderType,
 )
-from jeg_contacts.contacts.services import normalise_organisation_name
+from jeg_contacts.contacts.services import DETAIL_FIELDS, normalise_organisation_name
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.imports.mapping import Vocabulary, salutation_code, words
 from jeg_contacts.text import email_key, normalise_email
@@ -25,8 +25,7 @@ RULE_LABELS = {
     "salutation": "Salutation",
     "given_name": "Given name",
     "family_name": "Family name",
-    "job_title": "Job title",
-    "phone": "Phone",
+    **{detail.name: detail.label for detail in DETAIL_FIELDS},
     "country": "Country",
     "language": "Language",
     "topics": "Topics",
@@ -46,8 +45,8 @@ class Base:
     salutation: str = ""
     given_name: str = ""
     family_name: str = ""
-    job_title: str = ""
-    phone: str = ""
+    # The contact's DETAIL_FIELDS, by name.
+    details: dict[str, str] = field(default_factory=dict)
     country: str = ""
     language: str = ""
     topic_ids: tuple[int, ...] = ()
@@ -70,8 +69,7 @@ class CheckedRow:
     salutation: str | None
     given_name: str
     family_name: str
-    job_title: str | None
-    phone: str | None
+    details: dict[str, str | None]  # the contact's DETAIL_FIELDS, by name
     country: str
     language: str
     topic_ids: tuple[int, ...]
@@ -188,8 +186,14 @@ def check_row(
     family_name = problems.check(
         lambda: rules.clean_person_name("family_name", family or base.family_name)
     )
-    job_title = problems.check(lambda: rules.check_job_title(value("job_title", base.job_title)))
-    phone = problems.check(lambda: rules.check_phone(value("phone", base.phone)))
+    details: dict[str, str | None] = {}
+    for detail in DETAIL_FIELDS:
+        try:
+            details[detail.name] = (
+                detail.check(value(detail.name, base.details.get(detail.name, ""))) or None
+            )
+        except ValidationFailed as error:
+            problems.add(error)
     country = problems.check(
         lambda: _country("country", vocabulary.country(raw_country) or base.country, raw_country)
     )
@@ -256,8 +260,7 @@ def check_row(
         salutation=salutation or None,
         given_name=given_name,
         family_name=family_name,
-        job_title=job_title or None,
-        phone=phone or None,
+        details=details,
         country=country or organisation_country,
         language=language,
         topic_ids=tuple(sorted(topic_ids, key=vocabulary.topic_order)),

@@ -37,6 +37,7 @@ from jeg_contacts.contacts.models import (
     subscriptions,
 )
 from jeg_contacts.contacts.services import (
+    DETAIL_FIELDS,
     consent_basis,
     consent_values,
     describe_subscription,
@@ -555,8 +556,7 @@ class Importer:
                 Contact.salutation,
                 Contact.given_name,
                 Contact.family_name,
-                Contact.job_title,
-                Contact.phone,
+                *(getattr(Contact, detail.name) for detail in DETAIL_FIELDS),
                 Contact.country,
                 Contact.language,
                 Contact.status,
@@ -588,8 +588,7 @@ class Importer:
                 salutation=row.salutation or "",
                 given_name=row.given_name,
                 family_name=row.family_name,
-                job_title=row.job_title or "",
-                phone=row.phone or "",
+                details={detail.name: row._mapping[detail.name] or "" for detail in DETAIL_FIELDS},
                 country=row.country or "",
                 language=row.language,
                 topic_ids=active,
@@ -597,7 +596,7 @@ class Importer:
                 status=row.status,
             )
             snapshot = snapshot_values(
-                row,
+                row._mapping,
                 status=row.status,
                 organisation=row.name,
                 organisation_country=row.organisation_country,
@@ -609,7 +608,15 @@ class Importer:
     def _snapshot(self, checked: CheckedRow, archived: Iterable[int]) -> dict[str, Any]:
         """The audited fields (contacts.services.audit_snapshot) after the row's changes."""
         return snapshot_values(
-            checked,
+            {
+                "salutation": checked.salutation,
+                "given_name": checked.given_name,
+                "family_name": checked.family_name,
+                "email": checked.email,
+                **checked.details,
+                "country": checked.country,
+                "language": checked.language,
+            },
             status=checked.status,
             organisation=self._organisation_name(checked),
             organisation_country=checked.organisation_country,
@@ -685,10 +692,9 @@ class Importer:
                     "salutation": checked.salutation,
                     "given_name": checked.given_name,
                     "family_name": checked.family_name,
-                    "job_title": checked.job_title,
                     "email": checked.email,
                     "email_key": checked.key,
-                    "phone": checked.phone,
+                    **checked.details,
                     "country": checked.country,
                     "language": checked.language,
                     "organisation_id": self._organisation_id(checked),
@@ -776,8 +782,8 @@ class Importer:
             contact.salutation = checked.salutation
             contact.given_name = checked.given_name
             contact.family_name = checked.family_name
-            contact.job_title = checked.job_title
-            contact.phone = checked.phone
+            for name, value in checked.details.items():
+                setattr(contact, name, value)
             contact.country = checked.country
             contact.language = checked.language
             contact.email = checked.email

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from jeg_contacts.audit import services as audit
 from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, ErasedAddress
 from jeg_contacts.contacts.services import (
+    DETAIL_FIELDS,
     STAFF_CONSENT_ACTIONS,
     email_hash,
     is_erased_address,
@@ -43,9 +44,8 @@ def contact_data_export(contact: Contact) -> dict[str, Any]:
             "salutation": contact.salutation,
             "given_name": contact.given_name,
             "family_name": contact.family_name,
-            "job_title": contact.job_title,
             "email": contact.email,
-            "phone": contact.phone,
+            **{detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "country": contact.country,
             "language": contact.language,
             "status": contact.status.value,
@@ -91,9 +91,8 @@ def _erase_from_audit_log(contact: Contact) -> set[str]:
         quoted={
             "given_name": contact.given_name,
             "family_name": contact.family_name,
-            "job_title": contact.job_title,
             "email": contact.email,
-            "phone": contact.phone,
+            **{detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "organisation": organisation.name if organisation else None,
         },
         kept=AUDIT_FIELDS_KEPT_AFTER_ERASURE,
@@ -160,10 +159,10 @@ def erase_contact(contact: Contact, source: str) -> None:
     contact.salutation = None
     contact.given_name = ""
     contact.family_name = ""
-    contact.job_title = None
+    for detail in DETAIL_FIELDS:
+        setattr(contact, detail.name, None)
     contact.email = None
     contact.email_key = None
-    contact.phone = None
     contact.country = None
     contact.organisation = None
     contact.topics = []

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from jeg_contacts import ratelimit
 from jeg_contacts.contacts.links import contact_from_manage_token, manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
-from jeg_contacts.contacts.services import profile_values
+from jeg_contacts.contacts.services import PROFILE_FORM_FIELDS, profile_values
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ExpiredLink, InvalidLink, ValidationFailed
 from jeg_contacts.extensions import csrf, db
@@ -30,20 +30,6 @@ from jeg_contacts.signup.forms import EmailForm, ProfileForm, SignupForm
 from jeg_contacts.signup.tokens import confirmation_from_token
 
 bp = Blueprint("signup", __name__)
-
-_PROFILE_FIELDS = (
-    "organisation_name",
-    "stakeholder_type",
-    "organisation_country",
-    "organisation_website",
-    "salutation",
-    "given_name",
-    "family_name",
-    "job_title",
-    "phone",
-    "country",
-    "language",
-)
 
 
 def _limit_client_posts() -> None:
@@ -71,7 +57,7 @@ def _show_error(form: ProfileForm | EmailForm, error: ValidationFailed) -> None:
 
 
 def _profile_values(form: ProfileForm) -> dict:
-    values = {name: form[name].data for name in _PROFILE_FIELDS}
+    values = {name: form[name].data for name in PROFILE_FORM_FIELDS}
     values["topic_ids"] = list(form.topics.data or [])
     return values
 

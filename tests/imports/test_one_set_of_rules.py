@@ -21,6 +21,7 @@ PERSON = {
     "organisation_country": "DE",
     "organisation_website": "",
     "job_title": "",
+    "department": "",
     "phone": "",
 }
 
@@ -34,6 +35,7 @@ HEADER = [
     "Organisation country",
     "Organisation website",
     "Job title",
+    "Department",
     "Phone",
 ]
 
@@ -70,6 +72,7 @@ def refusal_by_import(app, tmp_path, values: dict) -> str:
         ("given_name", "Ana\x07"),
         ("family_name", "Sil\u2028va"),
         ("job_title", "x" * 201),
+        ("department", "Unit\x07"),
         ("organisation_website", "https://" + "x" * 300),
         ("organisation_website", "www.uba.de"),
         ("organisation_name", "<b>Bold</b>"),

@@ -3,7 +3,7 @@
 import pytest
 
 from jeg_contacts.contacts.models import Contact
-from jeg_contacts.contacts.services import ProfileData, apply_profile
+from jeg_contacts.contacts.services import DETAIL_FIELDS, ProfileData, apply_profile
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.imports.mapping import Vocabulary
@@ -20,6 +20,7 @@ VALID = {
     "given_name": " Zoë ",
     "family_name": "Müller",
     "job_title": "Head of unit",
+    "department": " Industrial Safety ",
     "phone": "+49 (340) 2103-0",
     "country": "AT",
     "language": "fr",
@@ -42,6 +43,8 @@ ONE_FAULT = [
     ("family_name", "x" * 101),
     ("family_name", "tab\there"),
     ("job_title", "x" * 201),
+    ("department", "x" * 201),
+    ("department", "two\nlines"),
     ("phone", "call me"),
     ("phone", "1" * 41),
     ("country", "ZZ"),
@@ -74,8 +77,7 @@ def sign_up_outcome(app, values: dict, topics: list[int]):
             "given_name": contact.given_name,
             "family_name": contact.family_name,
             "salutation": contact.salutation,
-            "job_title": contact.job_title,
-            "phone": contact.phone,
+            "details": {detail.name: getattr(contact, detail.name) for detail in DETAIL_FIELDS},
             "country": contact.country,
             "language": contact.language,
             "topic_ids": tuple(topic.id for topic in contact.topics),
