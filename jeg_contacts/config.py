@@ -91,6 +91,27 @@ def _smtp_settings(smtp_security: str) -> dict[str, Any]:
     }
 
 
+def _import_settings() -> dict[str, Any]:
+    # Room for IMPORT_MAX_ROWS rows with every column (100,000 exported contacts: 25 MB).
+    import_max_bytes = _env_int("IMPORT_MAX_BYTES", 64 * 1024 * 1024)
+    return {
+        "IMPORT_MAX_BYTES": import_max_bytes,
+        "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 200_000),
+        "IMPORT_MAX_PENDING": _env_int("IMPORT_MAX_PENDING", 1000),
+        # What reading an XLSX file may unpack, whatever its directory declares: in total
+        # (about 56,000 contacts as the app exports them, every column; 100,000 unpack to
+        # 114 MB), and per part against its packed size (exports pack about 10 to 1, a zip
+        # bomb hundreds or thousands to 1).
+        "IMPORT_MAX_UNPACKED_BYTES": _env_int("IMPORT_MAX_UNPACKED_BYTES", 64 * 1024 * 1024),
+        "IMPORT_MAX_UNPACK_RATIO": _env_int("IMPORT_MAX_UNPACK_RATIO", 100),
+        # The largest request body: by default an import file at its limit plus its form, so
+        # that the file size decides and a too-big file gets the import's own message.
+        "MAX_CONTENT_LENGTH": _env_int(
+            "MAX_CONTENT_LENGTH", import_max_bytes + UPLOAD_ENVELOPE_BYTES
+        ),
+    }
+
+
 def load_config(instance_path: Path) -> dict[str, Any]:
     """Build the app configuration from the environment (see README for every variable)."""
     production = os.environ.get("JEG_ENV", "development") == "production"
@@ -99,8 +120,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY_MODES)}")
     smtp_host = os.environ.get("SMTP_HOST", "")
     default_port = {"none": 25, "starttls": 587, "tls": 465}[smtp_security]
-    # Room for IMPORT_MAX_ROWS rows with every column (100,000 exported contacts: 25 MB).
-    import_max_bytes = _env_int("IMPORT_MAX_BYTES", 64 * 1024 * 1024)
+    import_settings = _import_settings()
     return {
         "JEG_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
@@ -138,18 +158,5 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
-        "IMPORT_MAX_BYTES": import_max_bytes,
-        "IMPORT_MAX_ROWS": _env_int("IMPORT_MAX_ROWS", 200_000),
-        "IMPORT_MAX_PENDING": _env_int("IMPORT_MAX_PENDING", 1000),
-        # What reading an XLSX file may unpack, whatever its directory declares: in total
-        # (about 56,000 contacts as the app exports them, every column; 100,000 unpack to
-        # 114 MB), and per part against its packed size (exports pack about 10 to 1, a zip
-        # bomb hundreds or thousands to 1).
-        "IMPORT_MAX_UNPACKED_BYTES": _env_int("IMPORT_MAX_UNPACKED_BYTES", 64 * 1024 * 1024),
-        "IMPORT_MAX_UNPACK_RATIO": _env_int("IMPORT_MAX_UNPACK_RATIO", 100),
-        # The largest request body: by default an import file at its limit plus its form, so
-        # that the file size decides and a too-big file gets the import's own message.
-        "MAX_CONTENT_LENGTH": _env_int(
-            "MAX_CONTENT_LENGTH", import_max_bytes + UPLOAD_ENVELOPE_BYTES
-        ),
+        **import_settings,
     }

@@ -19,7 +19,7 @@ from jeg_contacts.countries import country_groups
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import MAX_ID, db
 from jeg_contacts.i18n import LANGUAGE_NAMES
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import tracking
 from jeg_contacts.mailing.forms import (
     KIND_LABELS,
     LANGUAGE_LABELS,
@@ -125,7 +125,7 @@ def duration(seconds: float) -> str:
     return f"about {hours} h {minutes:02d} min"
 
 
-def progress_data(announcement: Announcement, progress: services.Progress) -> dict[str, Any]:
+def progress_data(announcement: Announcement, progress: tracking.Progress) -> dict[str, Any]:
     """The progress of a send as the page shows it; also the JSON the page polls."""
     counts = progress.counts
     summary = (

@@ -14,7 +14,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.auth.services import user_by_email
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts, services, tracking
 from jeg_contacts.mailing.models import Announcement, AnnouncementKind, SavedAudience
 
 announcements_cli = AppGroup("announcements", help="Create, send and follow announcements.")
@@ -113,7 +113,7 @@ def create(
         "country": [code.upper() for code in countries],
         "language": list(languages),
     }
-    draft = services.AnnouncementDraft(
+    draft = drafts.AnnouncementDraft(
         subject_en=subject,
         body_en=_read(body_path) or "",
         kind=kind,
@@ -124,7 +124,7 @@ def create(
         criteria={key: value for key, value in criteria.items() if value},
         saved_audience_id=saved_id,
     )
-    announcement = _commit_or_fail(lambda: services.save_draft(draft, by=by))
+    announcement = _commit_or_fail(lambda: drafts.save_draft(draft, by=by))
     click.echo(announcement.id)
 
 
@@ -191,7 +191,7 @@ def list_announcements() -> None:
     if not rows:
         click.echo("No announcements yet.")
     for announcement in rows:
-        counts = services.status_counts(announcement.id)
+        counts = tracking.status_counts(announcement.id)
         click.echo(
             f"{announcement.id:>5}  {announcement.status.value:<9}  "
             f"{counts['sent']:>7}/{counts['total']:<7}  {announcement.subject_en}"
@@ -204,7 +204,7 @@ def list_announcements() -> None:
 def status(announcement_id: int, as_json: bool) -> None:
     """Counts of deliveries by status."""
     announcement = _announcement(announcement_id)
-    counts = services.status_counts(announcement.id)
+    counts = tracking.status_counts(announcement.id)
     if as_json:
         click.echo(json.dumps(counts))
         return

@@ -22,7 +22,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.i18n import LANGUAGES
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts, previews
 from jeg_contacts.mailing.blueprint import (
     EDITABLE,
     actor,
@@ -60,7 +60,7 @@ def _form_data(announcement: Announcement) -> dict[str, Any]:
 
 
 def _draft(form: AnnouncementForm, criteria: dict[str, Any], saved_id: int | None):
-    return services.AnnouncementDraft(
+    return drafts.AnnouncementDraft(
         kind=form.kind.data or "",
         criteria=criteria,
         saved_audience_id=saved_id,
@@ -93,7 +93,7 @@ def _render_compose(
         recipient_count=audience_size(effective),
         audience_description=describe(effective),
         saved_audience=saved,
-        placeholders=services.SAMPLE_VALUES,
+        placeholders=previews.SAMPLE_VALUES,
         **audience_options(),
         **context,
     )
@@ -101,7 +101,7 @@ def _render_compose(
 
 
 def _compose(announcement: Announcement | None) -> Response | tuple[str, int]:
-    audiences = services.saved_audiences()
+    audiences = drafts.saved_audiences()
     locked = announcement is not None and announcement.status is AnnouncementStatus.SCHEDULED
     if request.method == "GET":
         if announcement is None:
@@ -134,7 +134,7 @@ def _compose(announcement: Announcement | None) -> Response | tuple[str, int]:
         return _render_compose(form, announcement, criteria, 409)
     draft = _draft(form, criteria, form.saved_audience_id)
     try:
-        saved = services.save_draft(draft, announcement, by=actor())
+        saved = drafts.save_draft(draft, announcement, by=actor())
         db.session.commit()
     except ValidationFailed as error:
         show_error(form, error, {"saved_audience_id": "saved_audience", "status": ""})
@@ -143,9 +143,9 @@ def _compose(announcement: Announcement | None) -> Response | tuple[str, int]:
     return redirect(url_for(".detail", announcement_id=saved.id))
 
 
-def _form_preview(form: AnnouncementForm, criteria: dict[str, Any]) -> services.Preview:
-    announcement = services.unsaved_announcement(_draft(form, criteria, form.saved_audience_id))
-    return services.preview(announcement, form.preview_language.data or "en")
+def _form_preview(form: AnnouncementForm, criteria: dict[str, Any]) -> previews.Preview:
+    announcement = drafts.unsaved_announcement(_draft(form, criteria, form.saved_audience_id))
+    return previews.preview(announcement, form.preview_language.data or "en")
 
 
 def _save_audience(
@@ -156,7 +156,7 @@ def _save_audience(
     name = " ".join((name_field.data or "").split())
     if not name_field.errors and not name:
         name_field.errors = ["Give the audience a name, for example “Danube basin authorities”."]
-    existing = services.saved_audience_named(name) if name else None
+    existing = drafts.saved_audience_named(name) if name else None
     if existing is not None and not request.form.get("replace_audience"):
         name_field.errors = [
             *name_field.errors,
@@ -166,7 +166,7 @@ def _save_audience(
     if name_field.errors:
         return _render_compose(form, announcement, criteria, 400)
     try:
-        audience = services.save_audience(name, criteria, by=actor())
+        audience = drafts.save_audience(name, criteria, by=actor())
         db.session.commit()
     except ValidationFailed as error:
         show_error(form, error, {"name": "audience_name"})
@@ -176,7 +176,7 @@ def _save_audience(
         name_field.errors = [f"“{name}” was saved by someone else just now; try again."]
         return _render_compose(form, announcement, criteria, 409)
     count = audience_size(audience.criteria)
-    form = AnnouncementForm(formdata=request.form, audiences=services.saved_audiences())
+    form = AnnouncementForm(formdata=request.form, audiences=drafts.saved_audiences())
     form.saved_audience.data = str(audience.id)
     form.audience_name.data = ""
     return _render_compose(

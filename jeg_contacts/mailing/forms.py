@@ -1,4 +1,4 @@
-"""Shapes of the announcement forms; the rules live in mailing.services."""
+"""Shapes of the announcement forms; the rules live in mailing.drafts and mailing.services."""
 
 from datetime import UTC
 
@@ -17,8 +17,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import HiddenInput
 
+from jeg_contacts.mailing.drafts import LANGUAGE_LABELS, MAX_BODY_LENGTH
 from jeg_contacts.mailing.models import AnnouncementKind
-from jeg_contacts.mailing.services import LANGUAGE_LABELS, MAX_BODY_LENGTH
 from jeg_contacts.text import single_line
 
 KIND_LABELS = {

@@ -21,7 +21,7 @@ from jeg_contacts.auth.access import requires
 from jeg_contacts.auth.models import Role
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts, services, tracking
 from jeg_contacts.mailing.blueprint import (
     actor,
     announcement_or_404,
@@ -166,7 +166,7 @@ def cancel(announcement_id: int) -> Response | str:
         return render_template(
             "mailing/cancel.html",
             announcement=announcement,
-            counts=services.status_counts(announcement.id),
+            counts=tracking.status_counts(announcement.id),
             form=ConfirmForm(),
         )
     if announcement.status is AnnouncementStatus.DRAFT:
@@ -212,7 +212,7 @@ def copy(announcement_id: int) -> Response:
     if not ConfirmForm().validate():
         flash("The form expired; nothing was copied. Try again.", "error")
         return redirect(url_for(".detail", announcement_id=announcement_id))
-    draft = services.copy_as_draft(announcement, by=actor())
+    draft = drafts.copy_as_draft(announcement, by=actor())
     db.session.commit()
     flash(f"This is a new draft copied from announcement {announcement.id}.", "success")
     return redirect(url_for(".edit", announcement_id=draft.id))

@@ -23,7 +23,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from jeg_contacts.i18n import LANGUAGES
-from jeg_contacts.mailing import compose_views, sending_views, services
+from jeg_contacts.mailing import compose_views, previews, sending_views, services, tracking
 from jeg_contacts.mailing.blueprint import (
     MAX_SEARCH_LENGTH,
     actor,
@@ -53,12 +53,12 @@ from jeg_contacts.pagination import requested_page
 @bp.get("/announcements")
 def index() -> str:
     status = member(AnnouncementStatus, request.args.get("status"))
-    page = services.announcement_page(requested_page(), status)
+    page = tracking.announcement_page(requested_page(), status)
     return render_template(
         "mailing/index.html",
         page=page,
         status=status,
-        counts=services.counts_for([announcement.id for announcement in page.items]),
+        counts=tracking.counts_for([announcement.id for announcement in page.items]),
     )
 
 
@@ -72,12 +72,12 @@ def _delivery_status(raw: str | None) -> DeliveryStatus | None:
 def _render_detail(
     announcement: Announcement, status: int = 200, test_form: SendTestForm | None = None
 ) -> tuple[str, int]:
-    progress = services.progress(announcement)
+    progress = tracking.progress(announcement)
     q = " ".join(request.args.get("q", "").split())[:MAX_SEARCH_LENGTH]
     delivery_status = _delivery_status(request.args.get("status"))
     log = None
     if progress.total:
-        log = services.delivery_log(announcement.id, q, delivery_status, requested_page())
+        log = tracking.delivery_log(announcement.id, q, delivery_status, requested_page())
     criteria = services.effective_criteria(announcement)
     if test_form is None:
         test_form = SendTestForm(data={"email": current_user.email, "language": "en"})
@@ -90,7 +90,7 @@ def _render_detail(
         q=q,
         delivery_status=delivery_status,
         previews=[
-            services.preview(announcement, language)
+            previews.preview(announcement, language)
             for language in LANGUAGES
             if announcement.has_language(language)
         ],
@@ -115,7 +115,7 @@ def detail(announcement_id: int) -> tuple[str, int]:
 def status(announcement_id: int) -> Response:
     """Progress of the send, polled by the announcement page while it is under way."""
     announcement = announcement_or_404(announcement_id)
-    response = jsonify(progress_data(announcement, services.progress(announcement)))
+    response = jsonify(progress_data(announcement, tracking.progress(announcement)))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -129,13 +129,13 @@ def send_test(announcement_id: int) -> Response | tuple[str, int]:
         return _render_detail(announcement, 400, form)
     language = form.language.data
     try:
-        address = services.record_test(announcement, language, form.email.data, by=actor())
+        address = previews.record_test(announcement, language, form.email.data, by=actor())
     except ValidationFailed as error:
         show_error(form, error)
         return _render_detail(announcement, 400, form)
     db.session.commit()
     try:
-        sent = services.send_test(announcement, language, address)
+        sent = previews.send_test(announcement, language, address)
     except (smtplib.SMTPException, OSError) as error:
         current_app.logger.exception("test message to %s failed", address)
         flash(f"The test could not be sent to {address}: {error}", "error")

@@ -12,7 +12,7 @@ from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.imports.services import Importer
-from jeg_contacts.mailing import services as mailing
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing.models import AnnouncementStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
 from tests.conftest import STAFF_PASSWORD, create_staff
@@ -60,8 +60,8 @@ def log_in(page: Page, base: str, email: str) -> None:
 
 def _published(app) -> int:
     with app.app_context():
-        announcement = mailing.save_draft(
-            mailing.AnnouncementDraft(
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(
                 kind="activity", subject_en="Workshop", body_en="The **workshop** is in Almaty."
             )
         )

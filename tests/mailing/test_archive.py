@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
 from tests.mailing.conftest import add_contacts
 
@@ -24,7 +24,7 @@ def _sent(app, *, published: bool = True, days_ago: int = 1, **texts: str) -> in
         **texts,
     }
     with app.app_context():
-        announcement = services.save_draft(services.AnnouncementDraft(kind="activity", **values))
+        announcement = drafts.save_draft(drafts.AnnouncementDraft(kind="activity", **values))
         when = utcnow() - timedelta(days=days_ago)
         announcement.status = AnnouncementStatus.SENT
         announcement.started_at = announcement.finished_at = when
@@ -43,8 +43,8 @@ def test_only_published_announcements_are_listed_and_shown(app, client):
     published = _sent(app, subject_en="Checklist for oil terminals")
     hidden = _sent(app, published=False, subject_en="Internal note")
     with app.app_context():
-        draft = services.save_draft(
-            services.AnnouncementDraft(subject_en="Not yet", body_en="Draft text")
+        draft = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Not yet", body_en="Draft text")
         ).id
         db.session.commit()
     page = client.get("/announcements?lang=en").get_data(as_text=True)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import tracking
 from jeg_contacts.mailing.models import Delivery, DeliveryStatus
 from tests.conftest import TEST_DATABASE_URL, csrf_token, signup_form
 from tests.mailing.conftest import add_contacts
@@ -25,7 +25,7 @@ def _wait(process: subprocess.Popen, timeout: float = 120) -> str:
 
 def _statuses(app, announcement_id) -> dict[str, int]:
     with app.app_context():
-        return services.status_counts(announcement_id)
+        return tracking.status_counts(announcement_id)
 
 
 def test_worker_killed_mid_send_loses_nothing_and_duplicates_at_most_one_per_connection(

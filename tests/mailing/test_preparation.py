@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer.messages import HeaderInjectionError
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import tracking
 from jeg_contacts.mailing.models import Announcement, Delivery, DeliveryStatus
 from jeg_contacts.mailing.rendering import LanguageVersion, MessageFactory, Recipient
 from tests.mailing.conftest import add_contacts
@@ -84,7 +84,7 @@ def test_a_message_that_cannot_be_built_is_recorded_failed_and_the_rest_go_out(
     status, reply = results["broken address@example.org"]
     assert status == "failed" and reply.startswith("message not built")
     with mail_app.app_context():
-        assert services.status_counts(announcement_id)["failed"] == 1
+        assert tracking.status_counts(announcement_id)["failed"] == 1
         assert (
             db.session.scalar(
                 sa.select(sa.func.count()).where(Delivery.status == DeliveryStatus.SENT)

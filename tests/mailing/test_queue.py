@@ -5,7 +5,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import services, tracking
 from jeg_contacts.mailing.models import Announcement, Delivery, DeliveryStatus
 from jeg_contacts.mailing.queue import DeliveryQueue, Outcome
 from jeg_contacts.mailing.worker import DeliveryWorker
@@ -45,7 +45,7 @@ def test_a_claim_takes_due_deliveries_of_announcements_being_sent_in_batches(mai
         assert statuses[delivery_id] == ("sending", queue.worker_id, 1)
     assert statuses[later] == ("queued", None, 0)
     with mail_app.app_context():
-        assert services.status_counts(paused)["queued"] == 5
+        assert tracking.status_counts(paused)["queued"] == 5
 
 
 def test_released_deliveries_go_back_without_counting_an_attempt(mail_app):

@@ -11,7 +11,7 @@ from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.jobs.models import Job, JobStatus
 from jeg_contacts.jobs.runner import JobRunner
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts, services
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
 from jeg_contacts.mailing.scheduling import START_SCHEDULED
 from tests.conftest import outbox_messages
@@ -24,8 +24,8 @@ def schedule(app, *operations) -> tuple[int, datetime]:
     """A draft to two contacts, scheduled SOON from now, then `operations` applied to it."""
     add_contacts(app, ["a@example.org", "b@example.org"])
     with app.app_context():
-        draft = services.AnnouncementDraft(subject_en="Workshop", body_en="News.", criteria={})
-        announcement = services.save_draft(draft, by=COMMAND_LINE)
+        draft = drafts.AnnouncementDraft(subject_en="Workshop", body_en="News.", criteria={})
+        announcement = drafts.save_draft(draft, by=COMMAND_LINE)
         at = utcnow() + SOON
         services.start_sending(announcement, at, by=COMMAND_LINE)
         for operation in operations:
@@ -100,8 +100,8 @@ def test_cancelled_announcement_is_not_started(app):
 
 def test_refused_schedule_queues_no_job(app):
     with app.app_context():
-        draft = services.AnnouncementDraft(subject_en="Nobody", body_en="News.", criteria={})
-        announcement = services.save_draft(draft, by=COMMAND_LINE)
+        draft = drafts.AnnouncementDraft(subject_en="Nobody", body_en="News.", criteria={})
+        announcement = drafts.save_draft(draft, by=COMMAND_LINE)
         try:
             services.start_sending(announcement, utcnow() + timedelta(hours=1))
         except ValidationFailed:

@@ -9,13 +9,13 @@ from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.audit.services import COMMAND_LINE, Actor
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import drafts, services
 from jeg_contacts.mailing.models import AnnouncementStatus, Delivery
 from tests.mailing.conftest import add_contacts
 
 
-def _draft(**criteria) -> services.AnnouncementDraft:
-    return services.AnnouncementDraft(subject_en="Workshop", body_en="News.", criteria=criteria)
+def _draft(**criteria) -> drafts.AnnouncementDraft:
+    return drafts.AnnouncementDraft(subject_en="Workshop", body_en="News.", criteria=criteria)
 
 
 def _entries() -> list[tuple[str, str]]:
@@ -28,7 +28,7 @@ def _entries() -> list[tuple[str, str]]:
 def test_start_sending_to_nobody_is_refused_and_queues_nothing(mail_app):
     add_contacts(mail_app, ["a@example.org"])
     with mail_app.app_context():
-        announcement = services.save_draft(_draft(country=["KZ"]), by=COMMAND_LINE)
+        announcement = drafts.save_draft(_draft(country=["KZ"]), by=COMMAND_LINE)
         with pytest.raises(ValidationFailed) as refused:
             services.start_sending(announcement, by=COMMAND_LINE)
         assert refused.value.field == "audience"
@@ -45,7 +45,7 @@ def test_start_sending_to_nobody_is_refused_and_queues_nothing(mail_app):
 def test_a_schedule_outside_the_window_is_refused(mail_app, ahead, message):
     add_contacts(mail_app, ["a@example.org"])
     with mail_app.app_context():
-        announcement = services.save_draft(_draft())
+        announcement = drafts.save_draft(_draft())
         with pytest.raises(ValidationFailed) as refused:
             services.start_sending(announcement, utcnow() + ahead)
         assert refused.value.field == "send_at" and message in refused.value.message
@@ -56,12 +56,12 @@ def test_each_operation_audits_itself_with_the_actor_it_is_given(mail_app):
     add_contacts(mail_app, ["a@example.org"])
     someone = Actor(None, "a script")
     with mail_app.app_context():
-        announcement = services.save_draft(_draft(), by=someone)
+        announcement = drafts.save_draft(_draft(), by=someone)
         services.start_sending(announcement, utcnow() + timedelta(hours=1), by=someone)
         services.pause(announcement, by=someone)
         services.resume(announcement, by=someone)
         services.cancel(announcement, by=someone)
-        copy = services.copy_as_draft(announcement, by=someone)
+        copy = drafts.copy_as_draft(announcement, by=someone)
         services.cancel(copy)  # no actor given, nobody signed in
         assert _entries() == [
             ("announcement.created", "a script"),

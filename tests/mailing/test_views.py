@@ -12,7 +12,7 @@ from jeg_contacts.audiences.services import audience_size
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services
+from jeg_contacts.mailing import tracking
 from jeg_contacts.mailing.models import (
     Announcement,
     AnnouncementStatus,
@@ -84,7 +84,7 @@ def test_list_shows_status_counts_and_pages(mail_app, editor):
     first = create(editor, subject_en="The first one")
     send_now(editor, first)
     run_worker(mail_app)
-    for number in range(services.ANNOUNCEMENTS_PER_PAGE):
+    for number in range(tracking.ANNOUNCEMENTS_PER_PAGE):
         create(editor, subject_en=f"Draft number {number}")
     text = page(editor, "/admin/announcements")
     assert "Draft number 24" in text and "The first one" not in text
@@ -709,7 +709,7 @@ def test_failed_deliveries_show_in_the_log_and_can_be_retried(mail_app, flaky_sm
 
 def test_delivery_log_pages(mail_app, editor):
     add_contacts(
-        mail_app, [f"r{n:03d}@example.org" for n in range(services.DELIVERIES_PER_PAGE + 3)]
+        mail_app, [f"r{n:03d}@example.org" for n in range(tracking.DELIVERIES_PER_PAGE + 3)]
     )
     announcement_id = create(editor)
     send_now(editor, announcement_id)

@@ -12,7 +12,7 @@ from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db
 from jeg_contacts.jobs import runner as job_runner
 from jeg_contacts.mailer import external_url
-from jeg_contacts.mailing import services, worker
+from jeg_contacts.mailing import drafts, services, tracking, worker
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus, Delivery, DeliveryStatus
 from jeg_contacts.mailing.worker import DeliveryWorker
 from tests.mailing.conftest import add_contacts
@@ -20,8 +20,8 @@ from tests.mailing.conftest import add_contacts
 
 def _announce(app, **criteria) -> int:
     with app.app_context():
-        announcement = services.save_draft(
-            services.AnnouncementDraft(
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(
                 subject_en="Workshop on tailings safety",
                 body_en="Dear {{ given_name }},\n\nThe **workshop** is in Almaty.",
                 subject_fr="Atelier sur la sécurité des résidus",
@@ -82,7 +82,7 @@ def test_each_active_recipient_gets_one_message_in_their_language(mail_app, flak
     assert f'href="{preferences_url}"' in html and f'href="{unsubscribe_url}"' in html
     with mail_app.app_context():
         assert db.session.get(Announcement, announcement_id).status is AnnouncementStatus.SENT
-        counts = services.status_counts(announcement_id)
+        counts = tracking.status_counts(announcement_id)
     assert counts == {
         "queued": 0, "sending": 0, "sent": 7, "failed": 0, "skipped": 0, "total": 7
     }  # fmt: skip

@@ -21,6 +21,7 @@ from jeg_contacts import create_app
 from jeg_contacts.config import ConfigurationError
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import Delivery
 from jeg_contacts.mailing.worker import DeliveryWorker
@@ -244,8 +245,8 @@ def test_the_worker_never_sends_credentials_over_plaintext(
 def announce_to(app: Flask, *emails: str) -> int:
     add_contacts(app, list(emails))
     with app.app_context():
-        announcement = mailing.save_draft(
-            mailing.AnnouncementDraft(subject_en="Workshop", body_en="Dear {{ given_name }}")
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Workshop", body_en="Dear {{ given_name }}")
         )
         mailing.start_sending(announcement)
         db.session.commit()

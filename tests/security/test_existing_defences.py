@@ -27,7 +27,7 @@ from jeg_contacts.auth.models import Role, User
 from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation, Topic
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services as mailing
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
 from tests.conftest import (
     STAFF_PASSWORD,
@@ -167,8 +167,8 @@ def test_no_form_is_accepted_without_its_csrf_token(app):
     contact_id = _activate(app, "zoe@example.org")
     post_signup(visitor, app, email="pending@example.org")
     with app.app_context():
-        announcement_id = mailing.save_draft(
-            mailing.AnnouncementDraft(subject_en="Workshop", body_en="Text")
+        announcement_id = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Workshop", body_en="Text")
         ).id
         other = Organisation(
             name="Other", normalised_name="other", stakeholder_type="ngo", country="FR"

@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from jeg_contacts.contacts.links import confirm_token, manage_token
 from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db, utcnow
-from jeg_contacts.mailing import services as mailing
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing.models import AnnouncementStatus
 from tests.conftest import csrf_token, make_app, staff_client
 from tests.directory.conftest import make_contact
@@ -52,16 +52,16 @@ def site(app: Flask) -> Site:
     with app.test_request_context():
         manage = manage_token(db.session.get(Contact, active))
         confirm = confirm_token(db.session.get(Contact, pending))
-        published = mailing.save_draft(
-            mailing.AnnouncementDraft(
+        published = drafts.save_draft(
+            drafts.AnnouncementDraft(
                 kind="activity", subject_en="Workshop", body_en="The **workshop** is in Almaty."
             )
         )
         published.status = AnnouncementStatus.SENT
         published.started_at = published.finished_at = utcnow() - timedelta(days=1)
         published.published = True
-        draft = mailing.save_draft(
-            mailing.AnnouncementDraft(
+        draft = drafts.save_draft(
+            drafts.AnnouncementDraft(
                 kind="activity", subject_en="Exercise", body_en="Dear {{ given_name }},\n\nHello."
             )
         )

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from jeg_contacts.contacts.links import confirm_token
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db, utcnow
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.worker import DeliveryWorker
 from tests.conftest import csrf_token, link_in, outbox_messages, post_signup, text_body
@@ -228,8 +229,8 @@ def test_fetching_every_link_of_every_email_we_send_changes_nothing(smtp_app, sm
     set_status(app, OWNER, ContactStatus.ACTIVE)
     post_signup(client, app)
     with app.app_context():
-        announcement = mailing.save_draft(
-            mailing.AnnouncementDraft(
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(
                 subject_en="Workshop", body_en="Dear {{ given_name }}, see you.", criteria={}
             )
         )

@@ -20,6 +20,7 @@ from jeg_contacts.contacts.services import new_link_secret
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer import build_message, deliver
 from jeg_contacts.mailer.messages import HeaderInjectionError
+from jeg_contacts.mailing import drafts
 from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import Delivery
 from jeg_contacts.mailing.rendering import LanguageVersion, MessageFactory, Recipient
@@ -178,8 +179,8 @@ def test_any_name_in_announcements_reads_back_as_exactly_one_address(
                     topics=list(topics),
                 )
             )
-        announcement = mailing.save_draft(
-            mailing.AnnouncementDraft(subject_en="Workshop", body_en="Dear {{ given_name }}")
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Workshop", body_en="Dear {{ given_name }}")
         )
         mailing.start_sending(announcement)
         db.session.commit()
@@ -296,8 +297,8 @@ def test_the_worker_records_a_message_it_cannot_build_and_sends_the_others(
                     topics=list(db.session.scalars(sa.select(Topic))),
                 )
             )
-        announcement = mailing.save_draft(
-            mailing.AnnouncementDraft(subject_en="Workshop", body_en="Hello")
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Workshop", body_en="Hello")
         )
         mailing.start_sending(announcement)
         db.session.commit()
