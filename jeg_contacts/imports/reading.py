@@ -4,7 +4,7 @@ Everything a hostile or broken file can do ends in `UnreadableFile` with a messa
 the person who chose the file: what is wrong and what to do about it. Rows are read lazily,
 so a large file never sits in memory whole, and what a file may cost is bounded: rows count
 towards the limit whether blank or not, one CSV record or XLSX row holds at most a megabyte
-of text, and a workbook unpacks within UnpackLimits (xlsx.py).
+of text, and a workbook unpacks within UnpackLimits (unpacking.py).
 """
 
 import codecs
@@ -18,19 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from jeg_contacts.imports.xlsx import (
-    MAX_ROW_CHARS,
+from jeg_contacts.imports.unpacking import (
     DamagedWorkbook,
-    DeclaresEntities,
-    NotAWorkbook,
     PackedTooTightly,
     RefusedWorkbook,
-    RowTooLarge,
-    RowTooWide,
-    Sheet,
     TooManyParts,
     UnpackLimits,
     UnpacksTooLarge,
+)
+from jeg_contacts.imports.xlsx import (
+    MAX_ROW_CHARS,
+    DeclaresEntities,
+    NotAWorkbook,
+    RowTooLarge,
+    RowTooWide,
+    Sheet,
     WorkbookReader,
 )
 from jeg_contacts.spreadsheets import column_letter
@@ -440,7 +442,7 @@ _SAVE_AGAIN = "Open it in Excel and save it again, or save it as CSV UTF-8."
 
 
 def _refusal(error: RefusedWorkbook) -> str:
-    """What to tell the person whose workbook was refused (xlsx.py says why)."""
+    """What to tell the person whose workbook was refused (unpacking.py and xlsx.py say why)."""
     if isinstance(error, UnpacksTooLarge):
         return (
             f"The workbook unpacks to more than {megabytes(error.limit)}, the most that can be "
