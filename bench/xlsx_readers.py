@@ -44,7 +44,7 @@ def _peak_mb() -> float:
 
 def _ours(path: Path) -> int:
     from jeg_contacts.imports.reading import open_table
-    from jeg_contacts.imports.xlsx import UnpackLimits
+    from jeg_contacts.imports.unpacking import UnpackLimits
 
     table = open_table(path, unpack_limits=UnpackLimits(total=256 * 1024 * 1024))
     return sum(1 for _ in table.rows())

@@ -88,6 +88,37 @@ def _summary_line(summary, dry_run: bool) -> str:
     return line
 
 
+def _check_basis(status: str, basis: str | None) -> None:
+    """Refuse a --basis the import cannot use: given without --status active, missing or
+    invalid with it."""
+    if basis is not None and status != "active":
+        raise click.UsageError(
+            "--basis says why the people on the list agreed to be contacted, which only an "
+            "import with --status active needs; add --status active or leave --basis out."
+        )
+    try:
+        import_basis(ImportSettings(mapping=(), status=ContactStatus(status), basis=basis))
+    except ValidationFailed as error:
+        if error.field != "basis" or (basis or "").strip():
+            raise click.BadParameter(error.message, param_hint="--basis") from None
+        raise click.UsageError(
+            "--status active needs --basis TEXT: say why the people on this list agreed "
+            'to be contacted (for example --basis "they asked for JEG news at the 2025 '
+            "workshop\"). It is kept in each new contact's consent log. Without it, "
+            "import them as pending: each is emailed a confirmation link."
+        ) from None
+
+
+def _actor(staff_email: str | None) -> Actor:
+    """Who the audit log names as the importer: the --by staff account, or the command line."""
+    if not staff_email:
+        return Actor(None, "the command line")
+    user = user_by_email(staff_email)
+    if user is None:
+        raise click.BadParameter(f"no staff account {staff_email!r}", param_hint="--by")
+    return Actor(user, user.email)
+
+
 @contacts_cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -145,23 +176,8 @@ def import_command(
     default_language, default_topics, staff_email, report_path, quiet,
 ) -> None:  # fmt: skip
     """Import contacts from a CSV or XLSX file, printing what happens to each row."""
-    if basis is not None and status != "active":
-        raise click.UsageError(
-            "--basis says why the people on the list agreed to be contacted, which only an "
-            "import with --status active needs; add --status active or leave --basis out."
-        )
     with force_locale("en"):
-        try:
-            import_basis(ImportSettings(mapping=(), status=ContactStatus(status), basis=basis))
-        except ValidationFailed as error:
-            if error.field != "basis" or (basis or "").strip():
-                raise click.BadParameter(error.message, param_hint="--basis") from None
-            raise click.UsageError(
-                "--status active needs --basis TEXT: say why the people on this list agreed "
-                'to be contacted (for example --basis "they asked for JEG news at the 2025 '
-                "workshop\"). It is kept in each new contact's consent log. Without it, "
-                "import them as pending: each is emailed a confirmation link."
-            ) from None
+        _check_basis(status, basis)
         try:
             table = open_table(
                 file,
@@ -172,12 +188,7 @@ def import_command(
             )
         except UnreadableFile as error:
             raise click.ClickException(f"Cannot import {file}: {error.message}") from None
-        actor = Actor(None, "the command line")
-        if staff_email:
-            user = user_by_email(staff_email)
-            if user is None:
-                raise click.BadParameter(f"no staff account {staff_email!r}", param_hint="--by")
-            actor = Actor(user, user.email)
+        actor = _actor(staff_email)
         settings = ImportSettings(
             mapping=tuple(_apply_maps(table, suggest_mapping(table.header), maps)),
             status=ContactStatus(status),

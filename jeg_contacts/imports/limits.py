@@ -5,7 +5,7 @@ IMPORT_MAX_UNPACK_RATIO)."""
 from flask import current_app
 
 from jeg_contacts.config import UPLOAD_ENVELOPE_BYTES
-from jeg_contacts.imports.xlsx import UnpackLimits
+from jeg_contacts.imports.unpacking import UnpackLimits
 
 
 def max_upload_bytes() -> int:

@@ -5,9 +5,7 @@ workbook with one value in XFD1048576 aborts the process; openpyxl's read-only m
 times slower than this reader (issue 10; docs/benchmarks.md, `bench/xlsx_readers.py`).
 """
 
-import os
 import re
-import struct
 import xml.etree.ElementTree as ET
 import zipfile
 from array import array
@@ -19,45 +17,28 @@ from typing import IO, Any
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from jeg_contacts.imports.unpacking import (
+    CHUNK,
+    Archive,
+    DamagedWorkbook,
+    RefusedWorkbook,
+    UnpackLimits,
+)
+
 #
 # An uploaded workbook is hostile until read. A small ZIP can unpack to gigabytes and its
 # directory can lie about sizes; XML can declare entities that expand a billion-fold or name
 # files on the server; a sheet can hold a million empty rows, or one row of a million cells.
-# So the bytes really unpacked are counted (in total, and against the packed bytes they came
-# from), DTDs are refused, one row's text and width are bounded, and nothing of a sheet is
-# kept but the row being read.
+# So the bytes really unpacked are counted (unpacking.py), DTDs are refused, one row's text
+# and width are bounded, and nothing of a sheet is kept but the row being read.
 
 _ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_CHUNK = 64 * 1024
-# A part is judged on its ratio once it has unpacked this much: small parts such as styles
-# compress unevenly, and below this no part can cost anything.
-RATIO_FLOOR = 1024 * 1024
 # Text one row may hold in all (a shared string counts where it is used). A contact's row is
 # a few hundred characters; Excel allows 32,767 in one cell.
 MAX_ROW_CHARS = 1024 * 1024
-# Parts and directory size a workbook may have. zipfile reads the whole directory into memory,
-# an object per part, before anything else; a workbook has a few dozen parts.
-MAX_PARTS = 10_000
-MAX_DIRECTORY_BYTES = 4 * 1024 * 1024
 # Sheets and relationships the workbook may list.
 MAX_SHEETS = 10_000
-_EOCD = b"PK\x05\x06"
-_ZIP64_LOCATOR = b"PK\x06\x07"
-_ZIP64_EOCD = b"PK\x06\x06"
 _NO_FORMULAS: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True)
-class UnpackLimits:
-    """What reading a workbook may unpack: `total` bytes across the parts it reads, and no
-    part more than `ratio` times the packed bytes it came from."""
-
-    total: int = 128 * 1024 * 1024
-    ratio: int = 100
-
-
-class DamagedWorkbook(Exception):
-    """The file is a ZIP archive but not a workbook we can read; the message says why."""
 
 
 class NotAWorkbook(Exception):
@@ -68,24 +49,6 @@ class NotAWorkbook(Exception):
         self.opendocument = opendocument
 
 
-class RefusedWorkbook(Exception):
-    """The workbook may be sound, but reading it would cost more than the limits allow, or it
-    uses what no spreadsheet needs; each subclass says which."""
-
-
-class UnpacksTooLarge(RefusedWorkbook):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"unpacks to more than {limit} bytes")
-        self.limit = limit
-
-
-class PackedTooTightly(RefusedWorkbook):
-    def __init__(self, part: str, limit: int) -> None:
-        super().__init__(f"{part} unpacks to more than {limit} times its packed size")
-        self.part = part
-        self.limit = limit
-
-
 class DeclaresEntities(RefusedWorkbook):
     """A part has a document type declaration (DTD): the way to entity expansion ("billion
     laughs") and to external entities that read files or URLs."""
@@ -93,12 +56,6 @@ class DeclaresEntities(RefusedWorkbook):
     def __init__(self, part: str) -> None:
         super().__init__(f"{part} has a document type declaration")
         self.part = part
-
-
-class TooManyParts(RefusedWorkbook):
-    def __init__(self, count: int) -> None:
-        super().__init__(f"the archive lists {count} parts")
-        self.count = count
 
 
 class RowTooLarge(RefusedWorkbook):
@@ -161,29 +118,6 @@ def _number(text: str) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else text
 
 
-def _check_directory(file: IO[bytes]) -> None:
-    """Refuse an archive whose directory lists more parts than a workbook has, from its end
-    record, before zipfile reads that directory into memory."""
-    size = file.seek(0, os.SEEK_END)
-    file.seek(max(0, size - 22 - 0xFFFF))  # the end record, then at most a 64 KB comment
-    tail = file.read()
-    file.seek(0)
-    at = tail.rfind(_EOCD)
-    if at < 0 or len(tail) - at < 22:
-        return  # not a ZIP archive: zipfile says so
-    parts, directory = struct.unpack("<HI", tail[at + 10 : at + 16])
-    zip64 = at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR
-    if zip64 and (parts == 0xFFFF or directory == 0xFFFFFFFF):
-        (offset,) = struct.unpack("<Q", tail[at - 12 : at - 4])
-        file.seek(offset)
-        record = file.read(56)
-        file.seek(0)
-        if record[:4] == _ZIP64_EOCD:
-            parts, directory = struct.unpack("<QQ", record[32:48])
-    if parts > MAX_PARTS or directory > MAX_DIRECTORY_BYTES:
-        raise TooManyParts(parts)
-
-
 class _Parser(DefusedXMLParser):
     """defusedxml's parser, DTDs forbidden as well as entities and external references, but
     handing elements straight from expat to the target: `start(name, attributes)` and
@@ -196,69 +130,6 @@ class _Parser(DefusedXMLParser):
         self.parser.StartElementHandler = target.start
         if hasattr(target, "end"):
             self.parser.EndElementHandler = target.end
-
-
-class _CountingFile:
-    """The file under the ZIP reader, counting the packed bytes read from it."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._file.read(size)
-        self.count += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-
-@dataclass
-class _Tally:
-    unpacked: int = 0
-
-
-class _Part:
-    """One part of the archive as it unpacks, refused as soon as it passes the limits. The
-    bytes really unpacked and the packed bytes really read are counted: the sizes the ZIP
-    directory declares may be lies."""
-
-    def __init__(
-        self, archive: zipfile.ZipFile, counter: _CountingFile, info: zipfile.ZipInfo,
-        limits: UnpackLimits, tally: _Tally,
-    ) -> None:  # fmt: skip
-        self.name = info.filename
-        self._source = archive.open(info)
-        self._counter = counter
-        self._packed_from = counter.count  # after the part's own header
-        self._limits = limits
-        self._tally = tally
-        self._unpacked = 0
-
-    def read(self, size: int) -> bytes:
-        data = self._source.read(size)
-        self._unpacked += len(data)
-        self._tally.unpacked += len(data)
-        if self._tally.unpacked > self._limits.total:
-            raise UnpacksTooLarge(self._limits.total)
-        if self._unpacked > RATIO_FLOOR and self._unpacked > self._limits.ratio * (
-            self._counter.count - self._packed_from
-        ):
-            raise PackedTooTightly(self.name, self._limits.ratio)
-        return data
-
-    def __enter__(self) -> "_Part":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._source.close()
 
 
 class _StringTable:
@@ -480,14 +351,10 @@ class WorkbookReader:
 
     def __init__(self, file: IO[bytes], limits: UnpackLimits | None = None) -> None:
         self.limits = limits or UnpackLimits()
-        self._tally = _Tally()
         try:
-            _check_directory(file)
-            self._file = _CountingFile(file)
-            self._zip = zipfile.ZipFile(self._file)  # type: ignore[arg-type]
-            self._parts = {info.filename: info for info in self._zip.infolist()}
-            if "xl/workbook.xml" not in self._parts:
-                raise NotAWorkbook(b"opendocument" in self._start_of("mimetype"))
+            self._archive = Archive(file, self.limits)
+            if "xl/workbook.xml" not in self._archive:
+                raise NotAWorkbook(b"opendocument" in self._archive.start_of("mimetype"))
             sheets = self._collect("xl/workbook.xml", "sheet")
             relations = self._collect("xl/_rels/workbook.xml.rels", "Relationship")
         except (zipfile.BadZipFile, ET.ParseError, OSError, EOFError, ValueError) as error:
@@ -513,32 +380,13 @@ class WorkbookReader:
     def _part(target: str) -> str:
         return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
-    def _open(self, name: str, tally: _Tally | None = None) -> _Part:
-        info = self._parts.get(name)
-        if info is None:
-            raise DamagedWorkbook(f"{name} is missing")
-        if info.flag_bits & 0x1:
-            raise DamagedWorkbook(f"{name} is encrypted")
-        # bzip2 and LZMA unpack a whole block per read, whatever size is asked for, and no
-        # spreadsheet program uses them.
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise DamagedWorkbook(f"{name} is packed with method {info.compress_type}")
-        return _Part(self._zip, self._file, info, self.limits, tally or self._tally)
-
-    def _start_of(self, name: str, size: int = 256) -> bytes:
-        """The first bytes of a part, if there is one."""
-        if name not in self._parts:
-            return b""
-        with self._open(name) as part:
-            return part.read(size)
-
     def _parse(self, name: str, target: Any) -> Iterator[None]:
         """Feed part `name` to `target` a chunk at a time, through defusedxml's parser with
         DTDs forbidden; yields after each chunk."""
         parser = _Parser(target)
         try:
-            with self._open(name) as part:
-                while chunk := part.read(_CHUNK):
+            with self._archive.open(name) as part:
+                while chunk := part.read(CHUNK):
                     parser.feed(chunk)
                     yield
             parser.close()
@@ -556,11 +404,7 @@ class WorkbookReader:
         """Unpack, without parsing, every part reading `sheet` needs; RefusedWorkbook as soon
         as the limits are passed. A zip bomb is found in the time it takes to unpack the
         limit, before any of it is parsed."""
-        tally = _Tally(self._tally.unpacked)  # the workbook's own parts, read on opening
-        for name in dict.fromkeys(filter(None, (self._strings_part, sheet.part))):
-            with self._open(name, tally) as part:
-                while part.read(_CHUNK):
-                    pass
+        self._archive.unpack(dict.fromkeys(filter(None, (self._strings_part, sheet.part))))
 
     def _shared_strings(self) -> _StringTable:
         if self._strings is None:
@@ -594,4 +438,4 @@ class WorkbookReader:
                 target.rows.clear()
 
     def close(self) -> None:
-        self._zip.close()
+        self._archive.close()
