@@ -249,7 +249,8 @@ def open_csv(
     if delimiter not in DELIMITERS:
         raise UnreadableFile("Choose a comma, semicolon, tab or vertical bar as the delimiter.")
     codec = _choose_codec(path, head, encoding)
-    if delimiter == "auto":
+    sniffed = delimiter == "auto"
+    if sniffed:
         delimiter = _sniff_delimiter(head.decode(codec, errors="replace"))
     table = CsvTable(path, "csv", [], 0, codec=codec, delimiter=delimiter, max_rows=max_rows)
     # Read the whole file once now, so a broken one is refused before anything is planned.
@@ -270,7 +271,7 @@ def open_csv(
         raise UnreadableFile("The file is empty.")
     if not data_rows:
         raise UnreadableFile("The file has a row of column names but no contacts below it.")
-    if len(table.header) == 1 and delimiter == "auto":
+    if len(table.header) == 1 and sniffed:
         table.notes.append("Only one column was found: check the delimiter.")
     table.row_count = data_rows
     return table

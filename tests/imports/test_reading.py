@@ -241,3 +241,19 @@ def test_a_workbook_with_a_broken_sheet_is_refused_when_read(tmp_path):
 
     with pytest.raises(UnreadableFile, match="could not be read"):
         list(open_table(path).rows())
+
+
+def test_a_file_read_as_one_column_suggests_checking_the_delimiter(tmp_path):
+    # Colons are no delimiter anyone chooses: the whole line lands in one column.
+    path = write(tmp_path, "list.csv", b"Email:Name\r\nana@example.org:Ana\r\n")
+
+    table = open_table(path)
+
+    assert table.header == ["Email:Name"]
+    assert "Only one column was found: check the delimiter." in table.notes
+
+
+def test_one_column_by_the_delimiter_chosen_is_not_questioned(tmp_path):
+    path = write(tmp_path, "list.csv", b"Email\r\nana@example.org\r\n")
+
+    assert open_table(path, delimiter=",").notes == []
