@@ -8,7 +8,7 @@ and cell conversion, holds them in memory, then times only the writing of the wo
 neutralised as the app neutralises it, to a file. Runs alternate between the two writers
 (ABBA order), so both see the same load; the load average is noted before each run.
 
-"ours" is the app's writer, `XlsxWriter` in `jeg_contacts/exports/services.py` (our
+"ours" is the app's writer, `XlsxWriter` in `jeg_contacts/exports/writers.py` (our
 `SheetWriter` behind the neutralising); "xlsxwriter" makes the same sheet through the
 XlsxWriter library in `constant_memory` mode (`pip install -e '.[bench]'`).
 
@@ -89,17 +89,17 @@ def _library_writer():
 def child(writer: str, output: str) -> None:
     """One run, in this process: load the rows, then write them; prints a JSON line."""
     from jeg_contacts import create_app
-    from jeg_contacts.directory.services import ContactFilter
-    from jeg_contacts.exports import services
+    from jeg_contacts.audiences.services import ContactFilter
+    from jeg_contacts.exports import services, writers
 
     app = create_app()
     with app.app_context():
         export = services.parse_export(ContactFilter(), format_key="xlsx")
-        cells = services._cells(export, services._XLSX, services._Names())
-        rows = [cells(row) for row in services._rows(export)]
+        cells = writers._cells(export, writers._XLSX, writers._Names())
+        rows = [cells(row) for row in services.read_rows(export)]
         widths = [services.COLUMNS[key].width for key in export.columns]
         headers = export.headers
-    make = services.XlsxWriter if writer == "ours" else _library_writer()
+    make = writers.XlsxWriter if writer == "ours" else _library_writer()
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the memory in use now
     before = _memory("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()

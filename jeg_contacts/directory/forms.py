@@ -15,7 +15,8 @@ from wtforms.widgets import HiddenInput
 from jeg_contacts.contacts.forms import ProfileForm
 from jeg_contacts.contacts.models import ContactStatus
 from jeg_contacts.contacts.services import BASIS_MAX_CHARS
-from jeg_contacts.directory.services import NEW_CONTACT_STATUSES, STAFF_STATUSES, BulkAction
+from jeg_contacts.directory.bulk import BulkAction
+from jeg_contacts.directory.services import NEW_CONTACT_STATUSES, STAFF_STATUSES
 from jeg_contacts.text import single_line
 
 STATUS_LABELS = {

@@ -1,13 +1,12 @@
-"""The stakeholder directory: finding contacts, and the secretariat's changes to them.
+"""The stakeholder directory: finding contacts, and the secretariat's changes to one of them
+(changes to many at once are in `bulk`).
 
 Which contacts a page shows comes from `jeg_contacts.audiences`, so announcements and exports
 select contacts exactly as the directory shows them.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +14,6 @@ from sqlalchemy.orm import selectinload
 
 from jeg_contacts.audiences.services import (
     ContactFilter,
-    describe_filter,
     filter_contacts,
     normalise_sort,
     order_contacts,
@@ -26,15 +24,11 @@ from jeg_contacts.audit.services import changes_between, record
 from jeg_contacts.contacts.mail import send_confirmation
 from jeg_contacts.contacts.models import (
     ConsentAction,
-    ConsentEvent,
     Contact,
     ContactStatus,
     Organisation,
-    Topic,
-    subscriptions,
 )
 from jeg_contacts.contacts.services import (
-    PRIVACY_NOTICE_VERSION,
     ProfileData,
     apply_profile,
     audit_snapshot,
@@ -50,8 +44,6 @@ from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.text import email_key, normalise_email
 
 PER_PAGE = 50
-# Bulk writes go in slices, keeping each statement's parameters under every database's limit.
-BULK_SLICE = 500
 
 # Statuses the secretariat may set by hand; "pending" only comes from a sign-up and "erased"
 # only from the contact's own request.
@@ -99,7 +91,7 @@ def directory_page(contact_filter: ContactFilter, sort: str, page: int) -> Any:
     elif contact_filter.is_empty:
         pagination.total = _count_not_erased()
     else:
-        pagination.total = _count(filter_contacts(sa.select(Contact.id), contact_filter))
+        pagination.total = count_rows(filter_contacts(sa.select(Contact.id), contact_filter))
     if pagination.items:
         contacts = db.session.scalars(
             sa.select(Contact)
@@ -123,6 +115,11 @@ def _count_not_erased() -> int:
         .scalar_subquery()
     )
     return db.session.scalar(sa.select(everyone - erased)) or 0
+
+
+def count_rows(query: sa.Select) -> int:
+    """How many rows a query gives."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
 
 
 def has_contacts() -> bool:
@@ -182,7 +179,8 @@ def _available_email(raw: str, contact: Contact | None = None) -> str:
     return email
 
 
-def _chosen_status(raw: str, allowed: Sequence[ContactStatus]) -> ContactStatus:
+def chosen_status(raw: str, allowed: Sequence[ContactStatus]) -> ContactStatus:
+    """The status a form chose, if it is one of `allowed` (else ValidationFailed on "status")."""
     try:
         status = ContactStatus(raw)
     except ValueError:
@@ -199,7 +197,7 @@ def staff_statuses(current: ContactStatus) -> tuple[ContactStatus, ...]:
     return STAFF_STATUSES
 
 
-def _consent_action(old: ContactStatus, new: ContactStatus) -> ConsentAction | None:
+def consent_action_for(old: ContactStatus, new: ContactStatus) -> ConsentAction | None:
     """The consent event a status change means, if any (a bounce is not a consent matter)."""
     if new is ContactStatus.ACTIVE:
         return ConsentAction.CONFIRM if old is ContactStatus.PENDING else ConsentAction.RESUBSCRIBE
@@ -215,7 +213,7 @@ def _set_status(contact: Contact, status: ContactStatus, staff_email: str) -> No
     contact.status = status
     if status is ContactStatus.ACTIVE and contact.confirmed_at is None:
         contact.confirmed_at = utcnow()
-    action = _consent_action(old, status)
+    action = consent_action_for(old, status)
     if action is not None:
         detail = describe_subscription(contact) if status is ContactStatus.ACTIVE else None
         record_consent(contact, action, secretariat_source(staff_email), detail)
@@ -235,7 +233,7 @@ def add_contact(data: ContactData, staff_email: str, *, basis: str = "") -> Cont
     """Add a contact on someone's behalf: pending, they get the usual confirmation email;
     active, `basis` must say why they agreed to be contacted (ValidationFailed on "basis")."""
     email = _available_email(data.email)
-    status = _chosen_status(data.status, NEW_CONTACT_STATUSES)
+    status = chosen_status(data.status, NEW_CONTACT_STATUSES)
     # Kept only for an active contact: a pending one will confirm by their own act.
     basis = consent_basis(basis, needed=BASIS_NEEDED) if status is ContactStatus.ACTIVE else ""
     contact = Contact(email=email, email_key=email_key(email), link_secret=new_link_secret())
@@ -279,7 +277,7 @@ def update_contact(
     _check_version(contact, expected_version)
     before = audit_snapshot(contact)
     email = _available_email(data.email, contact)
-    status = _chosen_status(data.status, staff_statuses(contact.status))
+    status = chosen_status(data.status, staff_statuses(contact.status))
     apply_profile(contact, data)
     if contact.email_key != email_key(email):
         # Links already sent went to the old address: they must not manage the new one.
@@ -310,7 +308,7 @@ def change_status(
     """Set a contact's status by hand; returns False when it already had that status."""
     _refuse_erased(contact)
     _check_version(contact, expected_version)
-    status = _chosen_status(raw_status, STAFF_STATUSES)
+    status = chosen_status(raw_status, STAFF_STATUSES)
     old = contact.status
     if status is old:
         return False
@@ -336,281 +334,3 @@ def contact_audit_entries(contact_id: int) -> list[AuditEntry]:
             .order_by(AuditEntry.id.desc())
         )
     )
-
-
-# --- Bulk actions -------------------------------------------------------------------------
-
-
-class BulkAction(StrEnum):
-    ADD_TOPIC = "add_topic"
-    REMOVE_TOPIC = "remove_topic"
-    SET_STATUS = "set_status"
-
-    @property
-    def label(self) -> str:
-        return BULK_ACTION_LABELS[self]
-
-
-BULK_ACTION_LABELS = {
-    BulkAction.ADD_TOPIC: "Add a topic",
-    BulkAction.REMOVE_TOPIC: "Remove a topic",
-    BulkAction.SET_STATUS: "Set the status",
-}
-
-
-class SelectionChanged(Exception):
-    """The contacts a confirmed bulk action would change are no longer those confirmed."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} contacts would change now")
-        self.count = count
-
-
-@dataclass(frozen=True)
-class BulkChange:
-    """One change to apply to many contacts."""
-
-    action: BulkAction
-    topic: Topic | None = None
-    status: ContactStatus | None = None
-
-    def describe(self) -> str:
-        if self.action is BulkAction.ADD_TOPIC:
-            return f"add topic “{self.topic.label_en}”"
-        if self.action is BulkAction.REMOVE_TOPIC:
-            return f"remove topic “{self.topic.label_en}”"
-        return f"set status to {self.status.value}"
-
-
-def bulk_change(action: str | None, topic_id: int | None, status: str | None) -> BulkChange:
-    """Validate a bulk action as chosen in the form."""
-    try:
-        chosen = BulkAction(action or "")
-    except ValueError:
-        raise ValidationFailed("action", "Choose what to do.") from None
-    if chosen is BulkAction.SET_STATUS:
-        try:
-            return BulkChange(chosen, status=_chosen_status(status or "", STAFF_STATUSES))
-        except ValidationFailed as error:
-            raise ValidationFailed("new_status", error.message) from None
-    topic = db.session.get(Topic, topic_id) if topic_id else None
-    if topic is None or (chosen is BulkAction.ADD_TOPIC and not topic.active):
-        raise ValidationFailed("topic_id", "Choose a topic from the list.")
-    return BulkChange(chosen, topic=topic)
-
-
-def selected_contacts(contact_filter: ContactFilter, ids: Sequence[int] = ()) -> sa.Select:
-    """Ids of the contacts a bulk action covers: the filter's matches, or only the ticked
-    ones among them; erased contacts never."""
-    query = filter_contacts(sa.select(Contact.id), contact_filter).where(
-        Contact.status != ContactStatus.ERASED
-    )
-    if ids:
-        query = query.where(Contact.id.in_(ids))
-    return query
-
-
-def _contacts_to_change(
-    contact_filter: ContactFilter, ids: Sequence[int], change: BulkChange
-) -> sa.Select:
-    query = selected_contacts(contact_filter, ids)
-    if change.action is BulkAction.SET_STATUS:
-        return query.where(Contact.status != change.status)
-    subscribed = (
-        sa.exists()
-        .where(subscriptions.c.contact_id == Contact.id)
-        .where(subscriptions.c.topic_id == change.topic.id)
-    )
-    return query.where(~subscribed if change.action is BulkAction.ADD_TOPIC else subscribed)
-
-
-@dataclass(frozen=True)
-class BulkPreview:
-    selected: int  # contacts covered by the selection
-    changing: int  # of which the action would change
-
-
-def _count(query: sa.Select) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-
-
-def count_selected(contact_filter: ContactFilter, ids: Sequence[int] = ()) -> int:
-    return _count(selected_contacts(contact_filter, ids))
-
-
-def preview_bulk_change(
-    contact_filter: ContactFilter, ids: Sequence[int], change: BulkChange
-) -> BulkPreview:
-    """How many contacts are selected, and how many the change would actually change."""
-    return BulkPreview(
-        selected=count_selected(contact_filter, ids),
-        changing=_count(_contacts_to_change(contact_filter, ids, change)),
-    )
-
-
-def _slices(values: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), BULK_SLICE):
-        yield values[start : start + BULK_SLICE]
-
-
-def _topic_slugs(contact_ids: Sequence[int]) -> dict[int, list[str]]:
-    slugs: dict[int, list[str]] = {contact_id: [] for contact_id in contact_ids}
-    for part in _slices(contact_ids):
-        rows = db.session.execute(
-            sa.select(subscriptions.c.contact_id, Topic.slug)
-            .join(Topic, Topic.id == subscriptions.c.topic_id)
-            .where(subscriptions.c.contact_id.in_(part))
-        )
-        for contact_id, slug in rows:
-            slugs[contact_id].append(slug)
-    return slugs
-
-
-def _bump_versions(contact_ids: Sequence[int], now: datetime) -> None:
-    # Open edit forms of these contacts become stale, as after any other save.
-    db.session.execute(
-        sa.update(Contact)
-        .where(Contact.id.in_(contact_ids))
-        .values(version=Contact.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-Rows = list[dict[str, Any]]
-
-
-def _bulk_set_status(
-    old_statuses: dict[int, ContactStatus], new: ContactStatus, now: datetime
-) -> tuple[Rows, Rows]:
-    values: dict[str, Any] = {"status": new, "version": Contact.version + 1, "updated_at": now}
-    if new is ContactStatus.ACTIVE:
-        values["confirmed_at"] = sa.func.coalesce(Contact.confirmed_at, now)
-    for part in _slices(list(old_statuses)):
-        # One statement per slice: the status sits in several indexes, so each rewrite counts.
-        db.session.execute(
-            sa.update(Contact)
-            .where(Contact.id.in_(part))
-            .values(values)
-            .execution_options(synchronize_session=False)
-        )
-    consents, audits = [], []
-    for contact_id, old in old_statuses.items():
-        action = _consent_action(old, new)
-        if action is not None:
-            consents.append({"contact_id": contact_id, "action": action, "detail": None})
-        audits.append(
-            {
-                "entity_id": contact_id,
-                "action": "contact.status_changed",
-                "changes": {"status": [old.value, new.value]},
-            }
-        )
-    return consents, audits
-
-
-def _bulk_change_topic(
-    contact_ids: Sequence[int], topic: Topic, adding: bool, now: datetime
-) -> tuple[Rows, Rows]:
-    before = _topic_slugs(contact_ids)
-    for part in _slices(contact_ids):
-        if adding:
-            db.session.execute(
-                subscriptions.insert(),
-                [{"contact_id": id_, "topic_id": topic.id, "subscribed_at": now} for id_ in part],
-            )
-        else:
-            db.session.execute(
-                subscriptions.delete().where(
-                    subscriptions.c.topic_id == topic.id, subscriptions.c.contact_id.in_(part)
-                )
-            )
-        _bump_versions(part, now)
-    detail = f"{'added' if adding else 'removed'} topic: {topic.slug}"
-    consents, audits = [], []
-    for contact_id in contact_ids:
-        old = sorted(before[contact_id])
-        new = sorted([*old, topic.slug]) if adding else [s for s in old if s != topic.slug]
-        consents.append(
-            {
-                "contact_id": contact_id,
-                "action": ConsentAction.PREFERENCES_CHANGED,
-                "detail": detail,
-            }
-        )
-        audits.append(
-            {
-                "entity_id": contact_id,
-                "action": "contact.topics_changed",
-                "changes": {"topics": [old, new]},
-            }
-        )
-    return consents, audits
-
-
-def apply_bulk_change(
-    contact_filter: ContactFilter,
-    ids: Sequence[int],
-    change: BulkChange,
-    *,
-    staff_email: str,
-    expected_count: int | None = None,
-) -> int:
-    """Apply `change` to every selected contact it changes, with set-based writes, one audit
-    entry per changed contact and one for the whole action; returns how many changed.
-
-    With `expected_count`, refuses (SelectionChanged) when another number would change than
-    the person confirmed."""
-    rows = db.session.execute(
-        _contacts_to_change(contact_filter, ids, change)
-        .add_columns(Contact.status)
-        .order_by(Contact.id)
-    ).all()
-    if expected_count is not None and len(rows) != expected_count:
-        raise SelectionChanged(len(rows))
-    if not rows:
-        return 0
-    now = utcnow()
-    if change.action is BulkAction.SET_STATUS:
-        consents, audits = _bulk_set_status(
-            {row.id: row.status for row in rows}, change.status, now
-        )
-    else:
-        consents, audits = _bulk_change_topic(
-            [row.id for row in rows], change.topic, change.action is BulkAction.ADD_TOPIC, now
-        )
-    summary = record(
-        "contact.bulk_action",
-        "contact",
-        None,
-        f"Bulk action: {change.describe()} for {len(rows):,} contacts",
-        {"selection": describe_filter(contact_filter), "contacts": len(rows)}
-        | ({"ticked": len(ids)} if ids else {}),
-    )
-    db.session.flush()
-    source = secretariat_source(staff_email)
-    # Core inserts: the ORM's bulk insert would fetch back every new id, for nothing.
-    if consents:
-        db.session.execute(
-            sa.insert(ConsentEvent.__table__),
-            [
-                {"at": now, "wording_version": PRIVACY_NOTICE_VERSION, "source": source} | row
-                for row in consents
-            ],
-        )
-    db.session.execute(
-        sa.insert(AuditEntry.__table__),
-        [
-            {
-                "at": now,
-                "user_id": summary.user_id,
-                "actor": summary.actor,
-                "entity_type": "contact",
-                "summary": f"Bulk action: {change.describe()}",
-            }
-            | row
-            for row in audits
-        ],
-    )
-    # Contacts already loaded in this session no longer match their rows.
-    db.session.expire_all()
-    return len(rows)

@@ -21,6 +21,7 @@ from jeg_contacts.auth.models import Role
 from jeg_contacts.contacts.models import Contact, ContactStatus, StakeholderType
 from jeg_contacts.contacts.services import PROFILE_FORM_FIELDS, profile_values
 from jeg_contacts.countries import country_choices, country_groups
+from jeg_contacts.directory import bulk as bulk_actions  # `bulk` is the page below
 from jeg_contacts.directory import services
 from jeg_contacts.directory.forms import BulkForm, ContactForm, NewContactForm, StatusForm
 from jeg_contacts.errors import ValidationFailed
@@ -347,7 +348,7 @@ def _render_bulk(
         description=describe_filter(contact_filter),
         listing_args=_listing_args(contact_filter, sort),
         ids=ids,
-        selected=services.count_selected(contact_filter, ids),
+        selected=bulk_actions.count_selected(contact_filter, ids),
         **context,
     )
     return page, status
@@ -366,11 +367,13 @@ def bulk() -> Response | tuple[str, int]:
     if "action" not in request.args:
         return _render_bulk(form, contact_filter, sort, ids)
     try:
-        change = services.bulk_change(form.action.data, form.chosen_topic_id, form.new_status.data)
+        change = bulk_actions.bulk_change(
+            form.action.data, form.chosen_topic_id, form.new_status.data
+        )
     except ValidationFailed as error:
         _show_error(form, error)
         return _render_bulk(form, contact_filter, sort, ids, 400)
-    preview = services.preview_bulk_change(contact_filter, ids, change)
+    preview = bulk_actions.preview_bulk_change(contact_filter, ids, change)
     return _render_bulk(form, contact_filter, sort, ids, change=change, preview=preview)
 
 
@@ -388,8 +391,10 @@ def apply_bulk() -> Response | tuple[str, int]:
         scope = {"scope": "ticked", "ids": ids} if ids else {}
         return redirect(url_for(".bulk", **_listing_args(contact_filter, sort), **scope))
     try:
-        change = services.bulk_change(form.action.data, form.chosen_topic_id, form.new_status.data)
-        count = services.apply_bulk_change(
+        change = bulk_actions.bulk_change(
+            form.action.data, form.chosen_topic_id, form.new_status.data
+        )
+        count = bulk_actions.apply_bulk_change(
             contact_filter,
             ids,
             change,
@@ -400,9 +405,9 @@ def apply_bulk() -> Response | tuple[str, int]:
     except ValidationFailed as error:
         _show_error(form, error)
         return _render_bulk(form, contact_filter, sort, ids, 400)
-    except services.SelectionChanged:
+    except bulk_actions.SelectionChanged:
         db.session.rollback()
-        preview = services.preview_bulk_change(contact_filter, ids, change)
+        preview = bulk_actions.preview_bulk_change(contact_filter, ids, change)
         return _render_bulk(
             form, contact_filter, sort, ids, 409, change=change, preview=preview, moved=True
         )

@@ -14,7 +14,7 @@ from jeg_contacts.contacts.cli import contacts_cli, topic_ids_for_option
 from jeg_contacts.contacts.models import ContactStatus, StakeholderType
 from jeg_contacts.countries import iso_codes
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.exports import services
+from jeg_contacts.exports import services, writers
 from jeg_contacts.extensions import db
 from jeg_contacts.i18n import LANGUAGES
 
@@ -103,7 +103,7 @@ def export_command(
         count = services.start_export(export, "command line")
         db.session.commit()
         if output is None:
-            services.write_export(export, stdout)
+            writers.write_export(export, stdout)
             stdout.flush()
         else:
             _write_atomically(output, export)
@@ -119,7 +119,7 @@ def _write_atomically(output: Path, export: services.Export) -> None:
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".export-", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as file:
-            services.write_export(export, file)
+            writers.write_export(export, file)
         os.replace(temporary, output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

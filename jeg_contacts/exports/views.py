@@ -23,7 +23,7 @@ from jeg_contacts.contacts.models import ContactStatus, StakeholderType
 from jeg_contacts.countries import country_groups
 from jeg_contacts.downloads import attachment_headers
 from jeg_contacts.errors import ValidationFailed
-from jeg_contacts.exports import services
+from jeg_contacts.exports import services, writers
 from jeg_contacts.extensions import db
 
 bp = Blueprint("exports", __name__, url_prefix="/admin")
@@ -100,7 +100,7 @@ def download() -> Response:
         return back("No contact matches these filters, so there is nothing to export.")
     # The audit entry is durable before the first row leaves.
     db.session.commit()
-    body = services.export_body(export)
+    body = writers.export_body(export)
     return Response(
         stream_with_context(body),
         mimetype=export.format.mimetype,

@@ -7,9 +7,17 @@ import sqlalchemy as sa
 
 from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.audit.models import AuditEntry
-from jeg_contacts.contacts.models import ConsentAction, ConsentEvent, Contact, ContactStatus
-from jeg_contacts.directory import services
-from jeg_contacts.directory.services import BulkAction, BulkChange
+from jeg_contacts.contacts.models import (
+    ConsentAction,
+    ConsentEvent,
+    Contact,
+    ContactStatus,
+    Topic,
+    subscriptions,
+)
+from jeg_contacts.directory import bulk
+from jeg_contacts.directory.bulk import BulkAction, BulkChange
+from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
 from tests.conftest import csrf_token
 from tests.directory.conftest import audit_entries, load_contact, make_contact, topic_id
@@ -45,8 +53,8 @@ def test_preview_counts_selection_and_actual_changes(app, people):
     terminals = topic_id(app, "oil-terminals")
     germans = ContactFilter(countries=("DE",))
     with app.test_request_context():
-        add = BulkChange(BulkAction.ADD_TOPIC, topic=db.session.get(services.Topic, terminals))
-        preview = services.preview_bulk_change(germans, [], add)
+        add = BulkChange(BulkAction.ADD_TOPIC, topic=db.session.get(Topic, terminals))
+        preview = bulk.preview_bulk_change(germans, [], add)
 
     assert (preview.selected, preview.changing) == (2, 1)  # the erased one is never selected
 
@@ -54,8 +62,8 @@ def test_preview_counts_selection_and_actual_changes(app, people):
 def test_adding_a_topic_changes_only_those_without_it_and_audits_each(app, people):
     terminals = topic_id(app, "oil-terminals")
     with app.test_request_context():
-        change = services.bulk_change("add_topic", terminals, None)
-        count = services.apply_bulk_change(
+        change = bulk.bulk_change("add_topic", terminals, None)
+        count = bulk.apply_bulk_change(
             ContactFilter(countries=("DE",)), [], change, staff_email="ed@example.org"
         )
         db.session.commit()
@@ -81,10 +89,8 @@ def test_adding_a_topic_changes_only_those_without_it_and_audits_each(app, peopl
 
 def test_setting_a_status_records_consent_by_previous_status(app, people):
     with app.test_request_context():
-        change = services.bulk_change("set_status", None, "active")
-        count = services.apply_bulk_change(
-            ContactFilter(), [], change, staff_email="ed@example.org"
-        )
+        change = bulk.bulk_change("set_status", None, "active")
+        count = bulk.apply_bulk_change(ContactFilter(), [], change, staff_email="ed@example.org")
         db.session.commit()
 
     assert count == 1  # only the pending one was not active yet
@@ -100,8 +106,8 @@ def test_setting_a_status_records_consent_by_previous_status(app, people):
 
 def test_erased_contacts_are_never_changed_even_when_filtered_for(app, people):
     with app.test_request_context():
-        change = services.bulk_change("set_status", None, "bounced")
-        count = services.apply_bulk_change(
+        change = bulk.bulk_change("set_status", None, "bounced")
+        count = bulk.apply_bulk_change(
             ContactFilter(statuses=(ContactStatus.ERASED,)), [], change, staff_email="x@y.org"
         )
 
@@ -111,8 +117,8 @@ def test_erased_contacts_are_never_changed_even_when_filtered_for(app, people):
 
 def test_ticked_rows_limit_the_selection(app, people):
     with app.test_request_context():
-        change = services.bulk_change("set_status", None, "bounced")
-        count = services.apply_bulk_change(
+        change = bulk.bulk_change("set_status", None, "bounced")
+        count = bulk.apply_bulk_change(
             ContactFilter(), [people["fr"]], change, staff_email="x@y.org"
         )
         db.session.commit()
@@ -124,9 +130,9 @@ def test_ticked_rows_limit_the_selection(app, people):
 
 def test_confirmed_count_that_no_longer_holds_is_refused(app, people):
     with app.test_request_context():
-        change = services.bulk_change("set_status", None, "bounced")
-        with pytest.raises(services.SelectionChanged) as refused:
-            services.apply_bulk_change(
+        change = bulk.bulk_change("set_status", None, "bounced")
+        with pytest.raises(bulk.SelectionChanged) as refused:
+            bulk.apply_bulk_change(
                 ContactFilter(), [], change, staff_email="x@y.org", expected_count=2
             )
 
@@ -145,21 +151,21 @@ def test_confirmed_count_that_no_longer_holds_is_refused(app, people):
     ],
 )
 def test_incomplete_bulk_choices_are_refused(app, action, topic, status, field):
-    with app.test_request_context(), pytest.raises(services.ValidationFailed) as refused:
-        services.bulk_change(action, topic, status)
+    with app.test_request_context(), pytest.raises(ValidationFailed) as refused:
+        bulk.bulk_change(action, topic, status)
     assert refused.value.field == field
 
 
 def test_archived_topic_can_be_removed_but_not_added(app, people):
     pipelines = topic_id(app, "pipelines")
     with app.app_context():
-        db.session.get(services.Topic, pipelines).active = False
+        db.session.get(Topic, pipelines).active = False
         db.session.commit()
     with app.test_request_context():
-        with pytest.raises(services.ValidationFailed):
-            services.bulk_change("add_topic", pipelines, None)
-        change = services.bulk_change("remove_topic", pipelines, None)
-        count = services.apply_bulk_change(ContactFilter(), [], change, staff_email="x@y.org")
+        with pytest.raises(ValidationFailed):
+            bulk.bulk_change("add_topic", pipelines, None)
+        change = bulk.bulk_change("remove_topic", pipelines, None)
+        count = bulk.apply_bulk_change(ContactFilter(), [], change, staff_email="x@y.org")
         db.session.commit()
 
     assert count == 2
@@ -183,10 +189,8 @@ def test_thousands_of_contacts_change_in_one_go(app):
         )
         db.session.commit()
     with app.test_request_context():
-        change = services.bulk_change("add_topic", general, None)
-        count = services.apply_bulk_change(
-            ContactFilter(q="bulk"), [], change, staff_email="x@y.org"
-        )
+        change = bulk.bulk_change("add_topic", general, None)
+        count = bulk.apply_bulk_change(ContactFilter(q="bulk"), [], change, staff_email="x@y.org")
         db.session.commit()
 
     assert count == 2500
@@ -197,9 +201,7 @@ def test_thousands_of_contacts_change_in_one_go(app):
             .where(AuditEntry.action == "contact.topics_changed")
         )
         consents = db.session.scalar(sa.select(sa.func.count()).select_from(ConsentEvent))
-        subscribed = db.session.scalar(
-            sa.select(sa.func.count()).select_from(services.subscriptions)
-        )
+        subscribed = db.session.scalar(sa.select(sa.func.count()).select_from(subscriptions))
     assert (audited, consents, subscribed) == (2500, 2500, 2500)
 
 

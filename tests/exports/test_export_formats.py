@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.contacts.models import Contact
-from jeg_contacts.exports import services
+from jeg_contacts.exports import services, writers
 from jeg_contacts.extensions import db
 from tests.conftest import topic_ids
 from tests.directory.conftest import make_contact
@@ -24,7 +24,7 @@ def export_bytes(app, format_key: str, args: dict | None = None, **options) -> b
             ContactFilter.from_args(MultiDict(args or {})), format_key=format_key, **options
         )
         out = io.BytesIO()
-        services.write_export(export, out)
+        writers.write_export(export, out)
         return out.getvalue()
 
 

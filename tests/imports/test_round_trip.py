@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from jeg_contacts.audiences.services import ContactFilter
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation
-from jeg_contacts.exports import services
+from jeg_contacts.exports import services, writers
 from jeg_contacts.extensions import db
 from tests.conftest import make_app
 from tests.directory.conftest import make_contact
@@ -98,7 +98,7 @@ def test_export_then_import_into_an_empty_database_gives_the_same_directory(
             ContactFilter(), format_key=format_key, columns=list(services.COLUMNS)
         )
         out = io.BytesIO()
-        services.write_export(export, out)
+        writers.write_export(export, out)
     path = Path(tmp_path / f"export.{export.format.extension}")
     path.write_bytes(out.getvalue())
     target = empty_app(tmp_path)
@@ -114,7 +114,7 @@ def test_export_then_import_into_an_empty_database_gives_the_same_directory(
 def test_status_of_the_import_does_not_override_the_file(source, tmp_path):
     with source.test_request_context():
         out = io.BytesIO()
-        services.write_export(services.parse_export(ContactFilter(), format_key="csv"), out)
+        writers.write_export(services.parse_export(ContactFilter(), format_key="csv"), out)
     path = tmp_path / "export.csv"
     path.write_bytes(out.getvalue())
     target = empty_app(tmp_path)

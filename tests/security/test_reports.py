@@ -81,7 +81,7 @@ def test_the_rejected_rows_report_neutralises_header_cells_and_values(app, edito
 
 # Calls that write a CSV or an XLSX file; only the neutralising writers may make them.
 RAW_WRITERS = {"csv.writer", "csv.DictWriter", "SheetWriter", "xlsx.SheetWriter", "Workbook"}
-NEUTRALISING_WRITERS = {("spreadsheets.py", "CsvWriter"), ("exports/services.py", "XlsxWriter")}
+NEUTRALISING_WRITERS = {("spreadsheets.py", "CsvWriter"), ("exports/writers.py", "XlsxWriter")}
 
 
 def test_the_app_writes_csv_and_xlsx_only_through_the_neutralising_writers():
