@@ -1,4 +1,5 @@
-"""Shapes of the directory's forms; the rules live in directory.services and contacts.services."""
+"""Shapes of the directory's forms; the rules live in directory.services, directory.bulk and
+contacts.services."""
 
 from flask_wtf import FlaskForm
 from wtforms import (
