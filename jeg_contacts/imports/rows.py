@@ -126,127 +126,17 @@ def check_row(
     Organisations and topics come from `vocabulary`, looked up once per import.
 
     `email` is the outcome of normalise_email on the row's address, when already known."""
-    problems = _Problems()
-
-    def value(name: str, default: str = "") -> str:
-        return values.get(name, "").strip() or default
-
-    if email is None:
-        email = problems.check(lambda: normalise_email(values.get("email", "")))
-    elif isinstance(email, ValidationFailed):
-        problems.add(email)
-        email = None
-
-    organisation_name = problems.check(
-        lambda: rules.check_organisation_name(value("organisation", base.organisation_name))
-    )
-
-    raw_type = value("stakeholder_type", base.stakeholder_type)
-    stakeholder_type = problems.check(
-        lambda: rules.check_stakeholder_type(
-            vocabulary.types.get(words(raw_type)) if raw_type else ""
-        ),
-        reworded=lambda: _not_a_type(raw_type) if raw_type else None,
-    )
-
-    raw_country = value("country")
-    # A new contact's organisation is taken to be in the person's country when the file
-    # names only one; an existing contact keeps its organisation's country.
-    raw_organisation_country = value("organisation_country") or (
-        "" if base.organisation_country else raw_country
-    )
-    organisation_country = problems.check(
-        lambda: _country(
-            "organisation_country",
-            vocabulary.country(raw_organisation_country) or base.organisation_country,
-            raw_organisation_country,
-            required=True,
-        )
-    )
-
-    website = problems.check(
-        lambda: rules.check_website(value("organisation_website", base.organisation_website))
-    )
-
-    raw_salutation = value("salutation")
-    salutation = problems.check(
-        lambda: rules.check_salutation(
-            salutation_code(raw_salutation) if raw_salutation else base.salutation
-        ),
-        reworded=lambda: f"“{raw_salutation}” is not one of Ms, Mr, Mx, Dr or Prof.",
-    )
-
-    given, family = value("given_name"), value("family_name")
-    if (not given or not family) and value("full_name"):
-        split_given, split_family = _split_full_name(value("full_name"))
-        given, family = given or split_given, family or split_family
-    given_name = problems.check(
-        lambda: rules.clean_person_name("given_name", given or base.given_name)
-    )
-    family_name = problems.check(
-        lambda: rules.clean_person_name("family_name", family or base.family_name)
-    )
-    details: dict[str, str | None] = {}
-    for detail in DETAIL_FIELDS:
-        try:
-            details[detail.name] = (
-                detail.check(value(detail.name, base.details.get(detail.name, ""))) or None
-            )
-        except ValidationFailed as error:
-            problems.add(error)
-    country = problems.check(
-        lambda: _country("country", vocabulary.country(raw_country) or base.country, raw_country)
-    )
-
-    raw_language = value("language")
-    language = problems.check(
-        lambda: rules.check_language(
-            vocabulary.languages.get(words(raw_language)) if raw_language else base.language
-        ),
-        reworded=lambda: (
-            f"“{raw_language}” is not English, French or Russian." if raw_language else None
-        ),
-    )
-
-    topic_ids = list(base.topic_ids)
-    if value("topics"):
-        topics, unknown = vocabulary.parse_topics(value("topics"))
-        archived = [topic for topic in topics if not topic.active]
-        if unknown:
-            problems.add(
-                ValidationFailed("topics", f"No topic is called “{'”, “'.join(unknown)}”.")
-            )
-        elif archived:
-            problems.add(
-                ValidationFailed(
-                    "topics",
-                    f"“{archived[0].label_en}” is archived; "
-                    "contacts can no longer subscribe to it.",
-                )
-            )
-        topic_ids = [topic.id for topic in topics if topic.active]
-    if not any(message.startswith("Topics:") for message in problems.messages):
-        problems.check(lambda: rules.check_topics_chosen(topic_ids))
-
-    status = base.status or import_status
-    raw_status = value("status")
-    if raw_status and base.status is None:
-        chosen = vocabulary.statuses.get(words(raw_status))
-        if chosen is None:
-            problems.add(
-                ValidationFailed(
-                    "status",
-                    f"“{raw_status}” cannot be imported; use active, pending, unsubscribed or "
-                    "bounced (or leave it empty).",
-                )
-            )
-        elif chosen is not ContactStatus.ACTIVE:
-            # A row may only be more careful than the import: someone who never confirmed,
-            # or who unsubscribed, is not made active by being imported.
-            status = chosen
-
-    if problems.messages:
-        return problems.messages
+    # The checks run in the order of the form, so a row's problems read in that order too.
+    row = _RowCheck(values, base, vocabulary)
+    email = row.email(email)
+    organisation_name, stakeholder_type, organisation_country, website = row.organisation()
+    salutation, given_name, family_name, details = row.person()
+    country = row.country()
+    language = row.language()
+    topic_ids = row.topics()
+    status = row.status(import_status)
+    if row.problems.messages:
+        return row.problems.messages
     organisation_key = (_organisation_key(organisation_name), organisation_country)
     return CheckedRow(
         number=number,
@@ -266,6 +156,154 @@ def check_row(
         topic_ids=tuple(sorted(topic_ids, key=vocabulary.topic_order)),
         status=status,
     )
+
+
+class _RowCheck:
+    """check_row's steps, a group of fields each, noting every failure in `problems`."""
+
+    __slots__ = ("base", "problems", "values", "vocabulary")
+
+    def __init__(self, values: dict[str, str], base: Base, vocabulary: Vocabulary) -> None:
+        self.values = values
+        self.base = base
+        self.vocabulary = vocabulary
+        self.problems = _Problems()
+
+    def value(self, name: str, default: str = "") -> str:
+        return self.values.get(name, "").strip() or default
+
+    def email(self, email: str | ValidationFailed | None) -> str | None:
+        if email is None:
+            return self.problems.check(lambda: normalise_email(self.values.get("email", "")))
+        if isinstance(email, ValidationFailed):
+            self.problems.add(email)
+            return None
+        return email
+
+    def organisation(self) -> tuple[Any, Any, Any, Any]:
+        """The organisation's name, type, country and website."""
+        base, vocabulary, value, problems = self.base, self.vocabulary, self.value, self.problems
+        organisation_name = problems.check(
+            lambda: rules.check_organisation_name(value("organisation", base.organisation_name))
+        )
+        raw_type = value("stakeholder_type", base.stakeholder_type)
+        stakeholder_type = problems.check(
+            lambda: rules.check_stakeholder_type(
+                vocabulary.types.get(words(raw_type)) if raw_type else ""
+            ),
+            reworded=lambda: _not_a_type(raw_type) if raw_type else None,
+        )
+        # A new contact's organisation is taken to be in the person's country when the file
+        # names only one; an existing contact keeps its organisation's country.
+        raw_organisation_country = value("organisation_country") or (
+            "" if base.organisation_country else value("country")
+        )
+        organisation_country = problems.check(
+            lambda: _country(
+                "organisation_country",
+                vocabulary.country(raw_organisation_country) or base.organisation_country,
+                raw_organisation_country,
+                required=True,
+            )
+        )
+        website = problems.check(
+            lambda: rules.check_website(value("organisation_website", base.organisation_website))
+        )
+        return organisation_name, stakeholder_type, organisation_country, website
+
+    def person(self) -> tuple[Any, Any, Any, dict[str, str | None]]:
+        """The salutation, given and family names, and the contact's DETAIL_FIELDS."""
+        base, value, problems = self.base, self.value, self.problems
+        raw_salutation = value("salutation")
+        salutation = problems.check(
+            lambda: rules.check_salutation(
+                salutation_code(raw_salutation) if raw_salutation else base.salutation
+            ),
+            reworded=lambda: f"“{raw_salutation}” is not one of Ms, Mr, Mx, Dr or Prof.",
+        )
+        given, family = value("given_name"), value("family_name")
+        if (not given or not family) and value("full_name"):
+            split_given, split_family = _split_full_name(value("full_name"))
+            given, family = given or split_given, family or split_family
+        given_name = problems.check(
+            lambda: rules.clean_person_name("given_name", given or base.given_name)
+        )
+        family_name = problems.check(
+            lambda: rules.clean_person_name("family_name", family or base.family_name)
+        )
+        details: dict[str, str | None] = {}
+        for detail in DETAIL_FIELDS:
+            try:
+                details[detail.name] = (
+                    detail.check(value(detail.name, base.details.get(detail.name, ""))) or None
+                )
+            except ValidationFailed as error:
+                problems.add(error)
+        return salutation, given_name, family_name, details
+
+    def country(self) -> str | None:
+        raw_country = self.value("country")
+        return self.problems.check(
+            lambda: _country(
+                "country", self.vocabulary.country(raw_country) or self.base.country, raw_country
+            )
+        )
+
+    def language(self) -> Any:
+        raw_language = self.value("language")
+        return self.problems.check(
+            lambda: rules.check_language(
+                self.vocabulary.languages.get(words(raw_language))
+                if raw_language
+                else self.base.language
+            ),
+            reworded=lambda: (
+                f"“{raw_language}” is not English, French or Russian." if raw_language else None
+            ),
+        )
+
+    def topics(self) -> list[int]:
+        """The active topics the row names, or the base's; archived and unknown ones refused."""
+        problems = self.problems
+        topic_ids = list(self.base.topic_ids)
+        if self.value("topics"):
+            topics, unknown = self.vocabulary.parse_topics(self.value("topics"))
+            archived = [topic for topic in topics if not topic.active]
+            if unknown:
+                problems.add(
+                    ValidationFailed("topics", f"No topic is called “{'”, “'.join(unknown)}”.")
+                )
+            elif archived:
+                problems.add(
+                    ValidationFailed(
+                        "topics",
+                        f"“{archived[0].label_en}” is archived; "
+                        "contacts can no longer subscribe to it.",
+                    )
+                )
+            topic_ids = [topic.id for topic in topics if topic.active]
+        if not any(message.startswith("Topics:") for message in problems.messages):
+            problems.check(lambda: rules.check_topics_chosen(topic_ids))
+        return topic_ids
+
+    def status(self, import_status: ContactStatus) -> ContactStatus:
+        status = self.base.status or import_status
+        raw_status = self.value("status")
+        if raw_status and self.base.status is None:
+            chosen = self.vocabulary.statuses.get(words(raw_status))
+            if chosen is None:
+                self.problems.add(
+                    ValidationFailed(
+                        "status",
+                        f"“{raw_status}” cannot be imported; use active, pending, unsubscribed "
+                        "or bounced (or leave it empty).",
+                    )
+                )
+            elif chosen is not ContactStatus.ACTIVE:
+                # A row may only be more careful than the import: someone who never confirmed,
+                # or who unsubscribed, is not made active by being imported.
+                status = chosen
+        return status
 
 
 def _not_a_type(raw: str) -> str:
