@@ -14,6 +14,7 @@ from html import escape
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from jeg_contacts.extensions import utcnow
 from jeg_contacts.mailer.messages import ReadyMessage, address_lines, clean_header_text
@@ -21,7 +22,11 @@ from jeg_contacts.mailer.messages import ReadyMessage, address_lines, clean_head
 PLACEHOLDERS = ("given_name", "family_name", "organisation")
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}\}")
 
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+# "breaks": a single line break in the source is kept ("Kind regards,⏎The secretariat"),
+# as the people who write announcements expect from an email, not joined into one line.
+_markdown = MarkdownIt(
+    "commonmark", {"html": False, "linkify": False, "typographer": False, "breaks": True}
+)
 _ALLOWED_TAGS = {
     "a", "p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote", "code", "pre",
     "h1", "h2", "h3", "h4", "hr",
@@ -38,6 +43,97 @@ def markdown_to_html(source: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer",
     )
+
+
+def markdown_to_text(source: str) -> str:
+    """Markdown as readable plain text for the text/plain part: no markers, each link's text
+    followed by a number, and the numbered addresses listed at the end."""
+    return _PlainText().render(_markdown.parse(source or ""))
+
+
+_LISTED_SCHEMES = ("http://", "https://", "mailto:")  # the schemes the HTML part keeps
+_BLOCKS = {"paragraph_open", "heading_open", "fence", "code_block", "hr", "blockquote_open"}
+
+
+class _PlainText:
+    """Walks markdown-it's token stream once, keeping the containers (quotes, list items)
+    whose prefixes each output line needs."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.links: list[str] = []
+        self.containers: list[list[str]] = []  # [prefix of the first line, of the others]
+        self.lists: list[int] = []  # the next number of each open list (0 for bullets)
+
+    def render(self, tokens: list[Token]) -> str:
+        for token in tokens:
+            self.block(token)
+        if self.links:
+            self.blank()
+            self.lines += [f"[{n}] {href}" for n, href in enumerate(self.links, 1)]
+        return "\n".join(self.lines).strip("\n")
+
+    def block(self, token: Token) -> None:
+        kind = token.type
+        if (kind in _BLOCKS and not token.hidden) or (
+            kind.endswith("list_open") and not self.lists
+        ):
+            self.blank()
+        if kind == "inline":
+            self.emit(self.inline(token.children or []).split("\n"))
+        elif kind in ("fence", "code_block"):
+            self.emit(["    " + line for line in token.content.rstrip("\n").split("\n")])
+        elif kind == "hr":
+            self.emit(["* * *"])
+        elif kind == "blockquote_open":
+            self.containers.append(["> ", "> "])
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            self.lists.append(int(token.attrGet("start") or 1) if kind[0] == "o" else 0)
+        elif kind == "list_item_open":
+            number = self.lists[-1]
+            marker = f"{number}{token.markup} " if number else "- "
+            self.lists[-1] = number + 1 if number else 0
+            self.containers.append([marker, " " * len(marker)])
+        elif kind in ("blockquote_close", "list_item_close"):
+            self.containers.pop()
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            self.lists.pop()
+
+    def blank(self) -> None:
+        if self.lines and self.lines[-1].strip(" >"):
+            # Only the continuation prefixes: a list item's marker waits for its text.
+            self.lines.append("".join(container[1] for container in self.containers).rstrip())
+
+    def prefix(self) -> str:
+        prefix = "".join(container[0] for container in self.containers)
+        for container in self.containers:
+            container[0] = container[1]  # a list item's marker goes on its first line only
+        return prefix
+
+    def emit(self, lines: list[str]) -> None:
+        self.lines += [(self.prefix() + line).rstrip() for line in lines]
+
+    def inline(self, children: list[Token]) -> str:
+        parts: list[str] = []
+        hrefs: list[tuple[str, int]] = []  # open links: address and where their text starts
+        for child in children:
+            if child.type in ("softbreak", "hardbreak"):
+                parts.append("\n")
+            elif child.type == "link_open":
+                hrefs.append((str(child.attrGet("href") or ""), len(parts)))
+            elif child.type == "link_close":
+                href, start = hrefs.pop()
+                shown = "".join(parts[start:])
+                if href.lower().startswith(_LISTED_SCHEMES) and href not in (
+                    shown,
+                    f"mailto:{shown}",
+                ):
+                    if href not in self.links:
+                        self.links.append(href)
+                    parts.append(f" [{self.links.index(href) + 1}]")
+            elif child.type in ("text", "code_inline", "image"):
+                parts.append(child.content)
+        return "".join(parts)
 
 
 def personalise(template: str, values: dict[str, str], *, html: bool) -> str:

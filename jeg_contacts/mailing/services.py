@@ -32,6 +32,7 @@ from jeg_contacts.mailing.rendering import (
     UNSUBSCRIBE_SLOT,
     LanguageVersion,
     markdown_to_html,
+    markdown_to_text,
 )
 
 # How far ahead a send can be scheduled.
@@ -247,7 +248,7 @@ def language_version(announcement: Announcement, language: str) -> LanguageVersi
         "language": language,
     }
     with force_locale(language):
-        text = render_template("email/announcement.txt", body=source, **context)
+        text = render_template("email/announcement.txt", body=markdown_to_text(source), **context)
         html = render_template(
             "email/announcement.html", body=Markup(markdown_to_html(source)), **context
         )

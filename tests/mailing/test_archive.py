@@ -192,3 +192,10 @@ def test_empty_feed_is_still_valid_atom(client):
     feed = _feed(client)
     assert feed.findtext(f"{ATOM}updated")
     assert feed.findall(f"{ATOM}entry") == []
+
+
+def test_a_single_line_break_is_kept_on_the_archive_page(app, client):
+    announcement_id = _sent(app, body_en="Kind regards,\nThe secretariat")
+    page = client.get(f"/announcements/{announcement_id}?lang=en").get_data(as_text=True)
+    assert "Kind regards,<br>" in page
+    assert "The secretariat" in page.split("Kind regards,<br>", 1)[1]

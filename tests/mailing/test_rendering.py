@@ -110,3 +110,88 @@ def test_hostile_names_and_subjects_cannot_add_headers(hostile):
     message = _message(_recipient(given_name=hostile), subject=f"News {hostile}")
     assert message.get_all("Bcc") is None
     assert len(message.get_all("To")) == 1
+
+
+# --- Line breaks and the plain-text part, through the path the delivery engine uses ------
+
+_SIGNED = "The **workshop** is in Almaty.\n\nKind regards,\nThe secretariat"
+
+
+def _delivered(app, body_en: str, recipient: Recipient) -> email.message.EmailMessage:
+    """The message `recipient` gets for an announcement with `body_en`: rendered once per
+    language (services.language_version), then built per recipient, as the worker does."""
+    from jeg_contacts.mailing import drafts, services
+
+    with app.test_request_context():
+        announcement = drafts.save_draft(
+            drafts.AnnouncementDraft(subject_en="Workshop", body_en=body_en)
+        )
+        version = services.language_version(announcement, "en")
+    factory = MessageFactory.for_sender("JEG secretariat <jeg@unece.test>", "JEG <a.jeg.test>")
+    raw = factory.build(version, recipient).raw
+    return email.message_from_bytes(raw, policy=policy.default)
+
+
+def test_a_single_line_break_is_kept_in_the_html_part(app):
+    message = _delivered(app, _SIGNED, _recipient())
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Kind regards,<br>" in html
+    assert "The secretariat" in html.split("Kind regards,<br>", 1)[1]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Kind regards,\nThe secretariat" in text
+
+
+def test_the_text_part_reads_as_plain_text_with_the_links_listed(app):
+    body = (
+        "Dear {{ given_name }},\n\n"
+        "This is **bold** and _em_, see [the report](https://x.example/a) "
+        "and [the agenda](https://x.example/b).\n\n"
+        "- first item\n- second *item*\n\n"
+        "1. one\n2. two\n\n"
+        "Write to [us](mailto:jeg@unece.test) or <https://x.example/plain>."
+    )
+    message = _delivered(app, body, _recipient(given_name="**Ива́н** <b>"))
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Dear **Ива́н** <b>," in text  # a name is data, never Markdown or markup
+    assert "This is bold and em, see the report [1] and the agenda [2]." in text
+    assert "- first item\n- second item" in text
+    assert "1. one\n2. two" in text
+    assert "Write to us [3] or https://x.example/plain." in text
+    before_footer = text.split("\n-- \n", 1)[0]
+    # The addresses close the body, numbered; no heading, so no word to translate.
+    assert before_footer.endswith(
+        ".\n\n[1] https://x.example/a\n[2] https://x.example/b\n[3] mailto:jeg@unece.test\n"
+    )
+    for marker in ("**", "_em_", "*item*", "](", "<https"):
+        assert marker not in before_footer.replace("**Ива́н**", "")
+    # The footer still follows, with the recipient's own links.
+    assert text.rstrip().endswith("Unsubscribe: http://jeg.test/unsubscribe/1.abc")
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "**Ива́н** &lt;b&gt;" in html and "<b>" not in html
+
+
+def test_the_text_part_keeps_headings_quotes_and_code_readable():
+    from jeg_contacts.mailing.rendering import markdown_to_text
+
+    text = markdown_to_text(
+        "# Workshop\n\n> quoted\n> line\n\n```\nx = **1**\n```\n\n"
+        "Unsafe [click](javascript:alert(1)) stays text; `a_b` is code.\n\n---\n\nEnd"
+    )
+    assert text.startswith("Workshop\n\n> quoted\n> line\n\n    x = **1**\n\n")
+    assert "Unsafe [click](javascript:alert(1)) stays text; a_b is code." in text
+    assert "\n[1]" not in text  # an address the HTML part would drop is not listed either
+    assert text.endswith("* * *\n\nEnd")
+
+
+def test_the_text_part_keeps_nested_and_loose_lists_in_shape():
+    from jeg_contacts.mailing.rendering import markdown_to_text
+
+    text = markdown_to_text("- a\n  - b\n- c\n\n3. x\n4. y\n\n- loose\n\n- two\n\n> - q\n>\n> p")
+    assert text == "- a\n  - b\n- c\n\n3. x\n4. y\n\n- loose\n\n- two\n\n> - q\n>\n> p"
+
+
+def test_placeholders_survive_the_text_rendering():
+    from jeg_contacts.mailing.rendering import markdown_to_text
+
+    text = markdown_to_text("Dear {{ given_name }} of {{organisation}},\nhello")
+    assert text == "Dear {{ given_name }} of {{organisation}},\nhello"
