@@ -1,5 +1,6 @@
 """English, French and Russian: pages, emails and complete catalogues."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from tests.conftest import outbox_messages, post_signup, text_body
+from jeg_contacts.mailing.models import Announcement
+from jeg_contacts.mailing.services import language_version
+from tests.conftest import html_body, outbox_messages, post_signup, text_body
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "jeg_contacts" / "translations"
@@ -114,3 +117,46 @@ def test_every_marked_string_is_in_the_catalogues(tmp_path):
     for language in ("fr", "ru"):
         known = {message.id for message in _catalogue(language) if message.id}
         assert marked - known == set(), f"{language}: run make translations-extract"
+
+
+# --- French typography in emails: a no-break space before ":" ----------------------------
+
+
+def colons_without_a_no_break_space(text: str) -> list[str]:
+    """Each ":" (outside tags and addresses) that lacks the no-break space before it, in context.
+
+    French sets a space before ":"; a no-break one, so that ":" never starts a line."""
+    words = re.sub(r"<[^>]*>|\w+://\S+|@@\w+@@", " ", text)
+    return [
+        words[max(i - 20, 0) : i + 1]
+        for i, char in enumerate(words)
+        if char == ":" and words[i - 1] != "\u00a0"
+    ]
+
+
+def test_a_french_confirmation_email_has_a_no_break_space_before_colons(app, client):
+    post_signup(client, app, language="fr")
+    [message] = outbox_messages(app)
+    assert "Veuillez confirmer" in str(message["Subject"])
+    for part in (str(message["Subject"]), text_body(message), html_body(message)):
+        assert colons_without_a_no_break_space(part) == []
+
+
+def test_a_french_announcement_footer_has_a_no_break_space_before_colons(app):
+    announcement = Announcement(
+        subject_en="Workshop", body_en="Hello", subject_fr="Atelier", body_fr="Bonjour"
+    )
+    with app.test_request_context():
+        french = language_version(announcement, "fr")
+    assert "Modifier vos thèmes ou votre langue\u00a0: @@PREFERENCES_URL@@" in french.text
+    assert "Se désabonner\u00a0: @@UNSUBSCRIBE_URL@@" in french.text
+    assert colons_without_a_no_break_space(french.text) == []
+    assert colons_without_a_no_break_space(french.html) == []
+
+
+def test_every_french_string_of_an_email_has_a_no_break_space_before_colons():
+    for message in _catalogue("fr"):
+        if message.id and any(path.startswith("templates/email/") for path, _ in message.locations):
+            forms = message.string if isinstance(message.string, tuple) else [message.string]
+            for form in forms:
+                assert colons_without_a_no_break_space(form) == [], message.id

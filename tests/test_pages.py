@@ -42,6 +42,19 @@ def test_healthz_is_503_without_the_database(tmp_path):
     assert response.get_json()["database"] == "unreachable"
 
 
+def test_favicon_is_served_with_its_type_and_kept_a_day(client):
+    response = client.get("/favicon.ico")
+    body = response.get_data()
+    response.close()
+    assert response.status_code == 200
+    assert response.mimetype == "image/vnd.microsoft.icon"
+    assert body.startswith(b"\x00\x00\x01\x00")  # an ICO file's signature
+    assert "max-age=86400" in response.headers["Cache-Control"]
+    assert "public" in response.headers["Cache-Control"]
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_unknown_page_is_a_friendly_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404

@@ -231,7 +231,7 @@ def month_starts(now: datetime, months: int = MONTHS) -> list[datetime]:
 
 
 def signups_by_month(now: datetime, months: int = MONTHS) -> list[Month]:
-    """Sign-ups (whatever became of them) per calendar month, the current month last."""
+    """New contacts, in any status now, per calendar month, the current month last."""
     starts = month_starts(now, months)
     ends = [*starts[1:], None]
     # One range count per month on the created_at index, all in one statement: far cheaper

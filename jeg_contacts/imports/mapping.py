@@ -135,11 +135,31 @@ def words(text: str) -> str:
 _ALIAS_FIELDS = {words(alias): f for f, aliases in _ALIASES.items() for alias in aliases}
 
 
+def _split_camel_case(name: str) -> str:
+    """Spaces where a word ends inside camelCase, in any script: a lower-case letter or digit
+    before a capital ("familyName"), or an acronym's last capital before a word
+    ("EMailAddress")."""
+    out = []
+    for i, char in enumerate(name):
+        if i and char.isupper():
+            before, after = name[i - 1], name[i + 1 : i + 2]
+            if before.islower() or before.isdigit() or (before.isupper() and after.islower()):
+                out.append(" ")
+        out.append(char)
+    return "".join(out)
+
+
+def _header_words(name: str) -> str:
+    """A column name as `words` leaves it, once camelCase and snake_case are split into words,
+    so that "familyName", "FAMILY-NAME" and "family_name" all read "family name"."""
+    return words(_split_camel_case(name).replace("_", " "))
+
+
 def suggest_mapping(header: Iterable[str]) -> list[str]:
     """The field each column seems to hold ("" for none); a field goes to its first column."""
     mapping, taken = [], set()
     for name in header:
-        suggested = _ALIAS_FIELDS.get(words(name))
+        suggested = _ALIAS_FIELDS.get(_header_words(name))
         if suggested is None or suggested in taken:
             mapping.append("")
         else:

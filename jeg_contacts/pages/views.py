@@ -1,7 +1,7 @@
-"""Static public pages and the health check."""
+"""Static public pages, the favicon and the health check."""
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 from flask import Response as FlaskResponse
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,3 +33,20 @@ def healthz() -> tuple[FlaskResponse, int]:
         db.session.rollback()
         return jsonify(status="error", database="unreachable"), 503
     return jsonify(status="ok", database="ok"), 200
+
+
+# Browsers ask for /favicon.ico on every site whatever the page links to; a day's caching
+# spares them asking again on every page.
+FAVICON_MAX_AGE = 86400
+
+
+@bp.get("/favicon.ico")
+def favicon() -> FlaskResponse:
+    response = send_from_directory(
+        current_app.static_folder or "",
+        "favicon.ico",
+        mimetype="image/vnd.microsoft.icon",
+        max_age=FAVICON_MAX_AGE,
+    )
+    response.cache_control.public = True
+    return response

@@ -83,6 +83,18 @@ def test_viewer_sees_totals_that_match_the_data(app: Flask, viewer_client: Flask
     assert re.search(r'id="status-bounced">0<', page)
 
 
+def test_the_recent_sign_ups_card_says_plainly_what_it_counts(
+    app: Flask, viewer_client: FlaskClient
+) -> None:
+    known_community(app)
+
+    page = viewer_client.get("/admin").get_data(as_text=True)
+
+    recent = re.search(r'id="total-recent">.*?<span class="card-hint">([^<]*)</span>', page, re.S)
+    assert recent and recent.group(1) == "new contacts in any status"
+    assert "whatever became of them" not in page
+
+
 def test_charts_have_one_labelled_bar_per_category(app: Flask, viewer_client: FlaskClient) -> None:
     known_community(app)
 

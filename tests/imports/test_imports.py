@@ -59,6 +59,38 @@ def test_columns_are_recognised_in_three_languages(header, expected):
     assert suggest_mapping(header) == expected
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (
+            ["E-mail_address", "given_name", "familyName", "Organisation_Country"],
+            ["email", "given_name", "family_name", "organisation_country"],
+        ),
+        (
+            ["EMailAddress", "FIRST-NAME", "FAMILY-NAME", "organisation.website", "job_title"],
+            ["email", "given_name", "family_name", "organisation_website", "job_title"],
+        ),
+        (
+            [
+                "e_mail",
+                "firstName",
+                "LastName",
+                "stakeholderType",
+                "PHONE_NUMBER",
+                "Nom_de_famille",
+            ],
+            ["email", "given_name", "family_name", "stakeholder_type", "phone", ""],
+        ),
+        (
+            ["adresse_électronique", "Prénom", "nomDeFamille"],
+            ["email", "given_name", "family_name"],
+        ),
+    ],
+)
+def test_columns_are_recognised_whatever_their_separators_and_case(header, expected):
+    assert suggest_mapping(header) == expected
+
+
 def test_new_contacts_get_one_imported_record(app, tmp_path):
     summary = import_rows(
         app,

@@ -183,6 +183,7 @@ PUBLIC = [
     "/healthz",
     "/static/style.css",
     "/static/mailing.js",
+    "/favicon.ico",
     "/no-such-page",
     "/announcements/999999",
     "/admin/login",
