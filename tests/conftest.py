@@ -375,3 +375,27 @@ def people(app: Flask) -> dict[str, int]:
         ),
         "erased": make_contact(app, email="gone@example.org", status="erased"),
     }
+
+
+@pytest.fixture
+def subscriber_token(app, client) -> str:
+    """The preference/unsubscribe token of a subscriber who signed up and confirmed."""
+    from jeg_contacts.contacts.links import manage_token
+    from jeg_contacts.contacts.models import Contact
+
+    post_signup(client, app)
+    confirm_path = link_in(outbox_messages(app)[-1], "/confirm/")
+    client.post(confirm_path, data={"csrf_token": csrf_token(client, confirm_path)})
+    with app.app_context():
+        return manage_token(db.session.scalar(sa.select(Contact)))
+
+
+def only_contact(app):
+    """The one contact stored, with its topics and consent log loaded, detached."""
+    from jeg_contacts.contacts.models import Contact
+
+    with app.app_context():
+        contact = db.session.scalar(sa.select(Contact))
+        _ = contact.topics, contact.consent_events
+        db.session.expunge_all()
+        return contact

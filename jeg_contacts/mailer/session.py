@@ -7,6 +7,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Self
 
 from flask import current_app
 
@@ -50,22 +51,14 @@ def connect_smtp() -> smtplib.SMTP:
     return smtp
 
 
-def _nothing() -> None:
-    pass
+def do_nothing() -> None:
+    """The default of a session's hooks."""
 
 
-class SmtpSession:
-    """A connection to the relay, opened at the first message and reused for the next ones.
+class ClosingSession:
+    """What every mail session shares: a `with` block ends it through close()."""
 
-    Any error of a send is raised as smtplib raises it (every one is an OSError). A reply of
-    421 or a broken connection also ends the session's connection: the next send opens a new
-    one. Use in an app context; close() (or a `with` block) ends it politely."""
-
-    def __init__(self) -> None:
-        self.envelope_from = sender_addr_spec()
-        self._smtp: smtplib.SMTP | None = None
-
-    def __enter__(self) -> "SmtpSession":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -76,13 +69,28 @@ class SmtpSession:
     ) -> None:
         self.close()
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SmtpSession(ClosingSession):
+    """A connection to the relay, opened at the first message and reused for the next ones.
+
+    Any error of a send is raised as smtplib raises it (every one is an OSError). A reply of
+    421 or a broken connection also ends the session's connection: the next send opens a new
+    one. Use in an app context; close() (or a `with` block) ends it politely."""
+
+    def __init__(self) -> None:
+        self.envelope_from = sender_addr_spec()
+        self._smtp: smtplib.SMTP | None = None
+
     def send(
         self,
         recipients: Sequence[str],
         message: ReadyMessage,
         *,
-        before_data: Callable[[], None] = _nothing,
-        while_server_reads: Callable[[], None] = _nothing,
+        before_data: Callable[[], None] = do_nothing,
+        while_server_reads: Callable[[], None] = do_nothing,
     ) -> str:
         """Send `message` to `recipients`; the server's reply to its DATA (it often names a
         queue id). Raises SMTPRecipientsRefused only when every recipient is refused.

@@ -7,7 +7,6 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from types import TracebackType
 
 from flask import current_app
 from sqlalchemy import event
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer.messages import ReadyMessage, ready
-from jeg_contacts.mailer.session import SmtpSession
+from jeg_contacts.mailer.session import ClosingSession, SmtpSession, do_nothing
 
 _PENDING = "jeg_contacts.pending_mail"
 
@@ -35,35 +34,20 @@ def _prepare(message: EmailMessage) -> _Prepared:
     return _recipients(message), ready(message)
 
 
-def _nothing() -> None:
-    pass
-
-
-class MaildirOutbox:
+class MaildirOutbox(ClosingSession):
     """The outbox in OUTBOX_DIR, used as a session is: for development, without a relay."""
 
     def __init__(self) -> None:
         self._folder = Path(current_app.config["OUTBOX_DIR"])
         self._maildir: mailbox.Maildir | None = None  # created with the first message
 
-    def __enter__(self) -> "MaildirOutbox":
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def send(
         self,
         recipients: Sequence[str],
         message: ReadyMessage,
         *,
-        before_data: Callable[[], None] = _nothing,
-        while_server_reads: Callable[[], None] = _nothing,
+        before_data: Callable[[], None] = do_nothing,
+        while_server_reads: Callable[[], None] = do_nothing,
     ) -> str:
         """Store `message` (its recipients are in its To header); the same hooks as
         SmtpSession.send, run in the same order."""

@@ -2,39 +2,19 @@
 
 import json
 
-import pytest
 import sqlalchemy as sa
 
-from jeg_contacts.contacts.links import manage_token
 from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, ErasedAddress
 from jeg_contacts.contacts.services import email_hash, is_erased_address
 from jeg_contacts.extensions import db
-from tests.conftest import csrf_token, link_in, outbox_messages, post_signup
+from tests.conftest import csrf_token, only_contact, post_signup
 
 
-@pytest.fixture
-def token(app, client) -> str:
-    """An active subscriber's preference/unsubscribe token."""
-    post_signup(client, app)
-    confirm_path = link_in(outbox_messages(app)[-1], "/confirm/")
-    client.post(confirm_path, data={"csrf_token": csrf_token(client, confirm_path)})
-    with app.app_context():
-        return manage_token(db.session.scalar(sa.select(Contact)))
-
-
-def _contact(app) -> Contact:
-    with app.app_context():
-        contact = db.session.scalar(sa.select(Contact))
-        _ = contact.topics, contact.consent_events
-        db.session.expunge_all()
-        return contact
-
-
-def test_download_requires_csrf_and_returns_everything(app, client, token):
-    assert client.post(f"/preferences/{token}/my-data").status_code == 400
+def test_download_requires_csrf_and_returns_everything(app, client, subscriber_token):
+    assert client.post(f"/preferences/{subscriber_token}/my-data").status_code == 400
     response = client.post(
-        f"/preferences/{token}/my-data",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}")},
+        f"/preferences/{subscriber_token}/my-data",
+        data={"csrf_token": csrf_token(client, f"/preferences/{subscriber_token}")},
     )
     data = json.loads(response.get_data(as_text=True))
     assert data["contact"]["given_name"] == "Zoë"
@@ -43,17 +23,19 @@ def test_download_requires_csrf_and_returns_everything(app, client, token):
     assert [e["action"] for e in data["consent_log"]] == ["signup", "confirm"]
 
 
-def test_erase_asks_first_then_removes_personal_data_and_revokes_links(app, client, token):
-    page = client.get(f"/preferences/{token}/erase")
+def test_erase_asks_first_then_removes_personal_data_and_revokes_links(
+    app, client, subscriber_token
+):
+    page = client.get(f"/preferences/{subscriber_token}/erase")
     assert page.status_code == 200
-    assert _contact(app).status is ContactStatus.ACTIVE
+    assert only_contact(app).status is ContactStatus.ACTIVE
 
     response = client.post(
-        f"/preferences/{token}/erase",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}/erase")},
+        f"/preferences/{subscriber_token}/erase",
+        data={"csrf_token": csrf_token(client, f"/preferences/{subscriber_token}/erase")},
     )
     assert response.status_code == 200
-    contact = _contact(app)
+    contact = only_contact(app)
     assert contact.status is ContactStatus.ERASED
     assert (contact.email, contact.email_key, contact.given_name, contact.family_name) == (
         None,
@@ -70,14 +52,14 @@ def test_erase_asks_first_then_removes_personal_data_and_revokes_links(app, clie
         [kept] = db.session.scalars(sa.select(ErasedAddress)).all()
         assert kept.email_hash == email_hash("zoe.mueller@example.org")
         assert "zoe" not in kept.email_hash
-    assert client.get(f"/preferences/{token}").status_code == 400
-    assert client.post(f"/unsubscribe/{token}").status_code == 400
+    assert client.get(f"/preferences/{subscriber_token}").status_code == 400
+    assert client.post(f"/unsubscribe/{subscriber_token}").status_code == 400
 
 
-def test_erased_person_can_sign_up_again_themselves(app, client, token):
+def test_erased_person_can_sign_up_again_themselves(app, client, subscriber_token):
     client.post(
-        f"/preferences/{token}/erase",
-        data={"csrf_token": csrf_token(client, f"/preferences/{token}/erase")},
+        f"/preferences/{subscriber_token}/erase",
+        data={"csrf_token": csrf_token(client, f"/preferences/{subscriber_token}/erase")},
     )
     assert post_signup(client, app).status_code == 302
     with app.app_context():
