@@ -3,17 +3,32 @@ reports of an import's rejected rows). Every cell goes out neutralised against f
 injection, whoever chose its text; an import takes the neutralising off again."""
 
 import csv
+import re
 from collections.abc import Sequence
 from typing import IO
 
-# Spreadsheet programs run a cell starting with one of these as a formula (OWASP "CSV
+# Spreadsheet programs may run a cell starting with one of these as a formula (OWASP "CSV
 # injection"); such cells get a leading apostrophe, which the import takes off again.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# An international phone number written for people ("+41 22 917 12 34", "+7 (495) 123-45-67")
+# is data: with no letter, no second "+" and none of |!" it can name no function, cell, link or
+# program, and the spaces or brackets keep LibreOffice, whatever its language, from reading it
+# as a number or a date (tests/exports/test_spreadsheet_programs.py). An apostrophe in front
+# would be shown to everyone who opens the file. Digits grouped in threes ("+33 123") are read
+# as a number in French and Russian, so those are still neutralised.
+_PHONE_NUMBER = re.compile(r"\+[0-9][0-9 ().\-]*[ (][0-9 ().\-]*")
+_GROUPED_NUMBER = re.compile(r"\+[0-9]{1,3}([ .][0-9]{3})+([.,][0-9]+)?")
+
+
+def _is_phone_number(value: str) -> bool:
+    return bool(_PHONE_NUMBER.fullmatch(value)) and not _GROUPED_NUMBER.fullmatch(value)
 
 
 def neutralise(value: str) -> str:
     """A cell value spreadsheet programs will not run as a formula (OWASP CSV injection)."""
-    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+    if value.startswith(FORMULA_TRIGGERS) and not _is_phone_number(value):
+        return "'" + value
+    return value
 
 
 TRIGGER_CHARACTERS = frozenset(FORMULA_TRIGGERS)
@@ -43,7 +58,8 @@ class CsvWriter:
             self.out.write("\r\n")
             return
         cells = [
-            "'" + value if value and value[0] in TRIGGER_CHARACTERS else value for value in values
+            neutralise(value) if value and value[0] in TRIGGER_CHARACTERS else value
+            for value in values
         ]
         line = plain_csv_line(cells, self.delimiter)
         if line is None:

@@ -181,6 +181,16 @@ def email_key(email: str) -> str:
     return email.casefold()
 
 
+def email_address(form: FlaskForm, field: Field) -> None:
+    """WTForms validator: an address normalise_email accepts, so that a mistyped address is
+    reported with the form's other errors (the service checks it again when storing)."""
+    if field.data and not CONTROL_CHARS.search(field.data):  # single_line reports those
+        try:
+            normalise_email(field.data)
+        except ValidationFailed as error:
+            raise ValidationError(error.message) from None
+
+
 def single_line(form: FlaskForm, field: Field) -> None:
     """WTForms validator: the field's text holds no line break."""
     if field.data and any(ch in field.data for ch in "\r\n\x00\u2028\u2029"):

@@ -119,18 +119,20 @@ def test_every_marked_string_is_in_the_catalogues(tmp_path):
         assert marked - known == set(), f"{language}: run make translations-extract"
 
 
-# --- French typography in emails: a no-break space before ":" ----------------------------
+# --- French typography: a no-break space before ":", ";", "?" and "!" ----------------------
 
 
-def colons_without_a_no_break_space(text: str) -> list[str]:
-    """Each ":" (outside tags and addresses) that lacks the no-break space before it, in context.
+def colons_without_a_no_break_space(text: str, marks: str = ":") -> list[str]:
+    """Each of `marks` (outside tags, addresses and placeholders) that lacks the no-break space
+    before it, in context.
 
-    French sets a space before ":"; a no-break one, so that ":" never starts a line."""
-    words = re.sub(r"<[^>]*>|\w+://\S+|@@\w+@@", " ", text)
+    French sets a space before ":" (and ";", "?", "!"); a no-break one, so that the mark never
+    starts a line."""
+    words = re.sub(r"<[^>]*>|\w+://\S*|@@\w+@@|%\(\w+\)[sd]|\{\w+\}", " ", text)
     return [
         words[max(i - 20, 0) : i + 1]
         for i, char in enumerate(words)
-        if char == ":" and words[i - 1] != "\u00a0"
+        if char in marks and words[i - 1] not in "\u00a0\u202f"
     ]
 
 
@@ -160,3 +162,11 @@ def test_every_french_string_of_an_email_has_a_no_break_space_before_colons():
             forms = message.string if isinstance(message.string, tuple) else [message.string]
             for form in forms:
                 assert colons_without_a_no_break_space(form) == [], message.id
+
+
+def test_every_french_string_has_a_no_break_space_before_high_punctuation():
+    for message in _catalogue("fr"):
+        if message.id:
+            forms = message.string if isinstance(message.string, tuple) else [message.string]
+            for form in forms:
+                assert colons_without_a_no_break_space(form, ":;?!") == [], message.id

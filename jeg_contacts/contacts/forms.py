@@ -94,6 +94,10 @@ class TopicsField(SelectMultipleField):
             self.data.append(int(value))
 
     def pre_validate(self, form: FlaskForm) -> None:
+        # Checked here as well as by the service (check_topics_chosen), so that a missing
+        # choice is reported with the form's other errors, not only once they are fixed.
+        if not self.data:
+            raise ValidationError(_l("Choose at least one topic."))
         known = {value for value, _label in self.choices}
         if any(value not in known for value in self.data):
             raise ValidationError(_l("Choose topics from the list."))

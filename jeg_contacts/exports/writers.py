@@ -102,7 +102,7 @@ class XlsxWriter:
     def write_row(self, values: Sequence[Any]) -> None:
         self._sheet.write_row(
             [
-                "'" + value
+                neutralise(value)
                 if value.__class__ is str and value and value[0] in TRIGGER_CHARACTERS
                 else value
                 for value in values

@@ -61,7 +61,9 @@ def contact_data_export(contact: Contact) -> dict[str, Any]:
             "country": organisation.country,
             "website": organisation.website,
         },
-        "topics": [{"slug": topic.slug, "label": topic.label_en} for topic in contact.topics],
+        "topics": [
+            {"slug": topic.slug, "label": topic.label(contact.language)} for topic in contact.topics
+        ],
         "consent_log": [
             {
                 "at": _iso(event.at),

@@ -6,11 +6,11 @@ from wtforms import BooleanField, EmailField, StringField
 from wtforms.validators import InputRequired
 
 from jeg_contacts.contacts.forms import ProfileForm, at_most, required
-from jeg_contacts.text import single_line
+from jeg_contacts.text import email_address, single_line
 
 
 class SignupForm(ProfileForm):
-    email = EmailField(_l("Email address"), [required(), at_most(254), single_line])
+    email = EmailField(_l("Email address"), [required(), at_most(254), single_line, email_address])
     consent = BooleanField(
         _l("I agree that the secretariat keeps these details to send me what I chose."),
         [InputRequired(message=_l("Tick the box to agree, or we cannot send you news."))],
@@ -20,4 +20,4 @@ class SignupForm(ProfileForm):
 
 
 class EmailForm(FlaskForm):
-    email = EmailField(_l("Email address"), [required(), at_most(254), single_line])
+    email = EmailField(_l("Email address"), [required(), at_most(254), single_line, email_address])

@@ -24,7 +24,7 @@ from jeg_contacts.contacts.services import PROFILE_FORM_FIELDS, profile_values
 from jeg_contacts.countries import country_name
 from jeg_contacts.errors import ExpiredLink, InvalidLink, ValidationFailed
 from jeg_contacts.extensions import csrf, db
-from jeg_contacts.i18n import use_contact_language
+from jeg_contacts.i18n import LANGUAGES, use_contact_language
 from jeg_contacts.signup import services
 from jeg_contacts.signup.forms import EmailForm, ProfileForm, SignupForm
 from jeg_contacts.signup.tokens import confirmation_from_token
@@ -80,6 +80,10 @@ def signup() -> Response | str | tuple[str, int]:
         form.language.data = str(get_locale())
         return render_template("signup/signup.html", form=form)
     _limit_client_posts()
+    if request.form.get("change_language") in LANGUAGES:
+        # A language button of the form sent back with errors: the same form, in the new
+        # language, with what was typed; nothing is checked or stored.
+        return render_template("signup/signup.html", form=form)
     if form.fax_number.data:
         # A bot filled the honeypot: it sees the same answer as a person, nothing is stored.
         return redirect(url_for(".check_inbox"))

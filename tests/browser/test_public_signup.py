@@ -29,6 +29,15 @@ def test_public_signup_in_french(live_server, page):
     expect(page.get_by_role("alert")).to_contain_text("Cochez la case")
     expect(page.get_by_label("Prénom")).to_have_value("Élodie")
 
+    # Switching language there keeps the person on the form with what they typed.
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_label("Given name")).to_have_value("Élodie")
+    expect(page.get_by_label("Safety of oil terminals")).to_be_checked()
+    page.get_by_role("button", name="Français").click()
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.get_by_label("Adresse électronique")).to_have_value("elodie.lefevre@example.org")
+
     page.get_by_label(re.compile("J'accepte que le secrétariat")).check()
     page.get_by_role("button", name="S'abonner").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Consultez votre boîte de réception")

@@ -185,16 +185,38 @@ def test_formula_cells_are_neutralised_in_csv_and_xlsx(app, formula):
     assert cell.data_type == "s"
 
 
-def test_phone_numbers_starting_with_plus_are_neutralised_too(app):
+@pytest.mark.parametrize(
+    "phone", ["+41 22 917 12 34", "+7 (495) 123-45-67", "+33 1.23.45.67.89", "+1 (555) 0100"]
+)
+def test_phone_numbers_go_out_as_typed(app, phone):
     make_contact(app, email="phone@example.org")
     with app.app_context():
-        contact = db.session.scalar(db.select(Contact))
-        contact.phone = "+41 22 917 12 34"
+        db.session.scalar(db.select(Contact)).phone = phone
+        db.session.commit()
+
+    [row] = csv_rows(export_bytes(app, "csv"))
+    sheet = load_workbook(io.BytesIO(export_bytes(app, "xlsx"))).active
+    header = [cell.value for cell in sheet[1]]
+
+    assert row["Phone"] == phone
+    assert sheet.cell(row=2, column=header.index("Phone") + 1).value == phone
+
+
+@pytest.mark.parametrize(
+    "value",
+    # Formulas; then numbers a spreadsheet would not keep as typed (no separator, or digits
+    # in thousands, which French LibreOffice reads as a number).
+    ["+41 22 917 12 34+cmd", "+1+2", "+41 (22) A1", "+1 |calc", "+41229171234", "+33 123"],
+)
+def test_a_plus_value_that_is_not_a_phone_number_is_neutralised(app, value):
+    make_contact(app, email="phone@example.org")
+    with app.app_context():
+        db.session.scalar(db.select(Contact)).phone = value  # stored directly, past the rules
         db.session.commit()
 
     [row] = csv_rows(export_bytes(app, "csv"))
 
-    assert row["Phone"] == "'+41 22 917 12 34"
+    assert row["Phone"] == "'" + value
 
 
 def test_an_empty_selection_gives_just_the_header(app, people):

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from jeg_contacts.contacts.models import ConsentAction, Contact, ContactStatus, ErasedAddress
 from jeg_contacts.contacts.services import email_hash, is_erased_address
 from jeg_contacts.extensions import db
-from tests.conftest import csrf_token, only_contact, post_signup
+from jeg_contacts.privacy.services import contact_data_export
+from tests.conftest import csrf_token, link_in, only_contact, outbox_messages, post_signup
 
 
 def test_download_requires_csrf_and_returns_everything(app, client, subscriber_token):
@@ -65,3 +66,15 @@ def test_erased_person_can_sign_up_again_themselves(app, client, subscriber_toke
     with app.app_context():
         statuses = sorted(c.status.value for c in db.session.scalars(sa.select(Contact)))
     assert statuses == ["erased", "pending"]
+
+
+def test_download_names_topics_in_the_contacts_language(app, client):
+    post_signup(client, app, language="fr")
+    confirm_path = link_in(outbox_messages(app)[-1], "/confirm/")
+    client.post(confirm_path, data={"csrf_token": csrf_token(client, confirm_path)})
+    with app.app_context():
+        contact = db.session.scalar(sa.select(Contact))
+        data = contact_data_export(contact)
+        expected = {topic.slug: topic.label_fr for topic in contact.topics}
+    assert {topic["slug"]: topic["label"] for topic in data["topics"]} == expected
+    assert "Sécurité des pipelines" in expected.values()  # French, not "Pipeline safety"

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from jeg_contacts.contacts.models import Contact, ContactStatus, Organisation
 from jeg_contacts.extensions import db
-from tests.conftest import outbox_messages, post_signup, signup_form
+from tests.conftest import csrf_token, outbox_messages, post_signup, signup_form
 
 
 def _counts(app) -> tuple[int, int]:
@@ -134,3 +134,48 @@ def test_unknown_address_and_active_address_get_the_same_page(app, client):
         "Your link to manage your JEG subscription",
         "Please confirm your subscription to JEG news",
     ]
+
+
+def test_every_error_shows_at_once_topics_included(app, client):
+    response = post_signup(client, app, topics=[], consent="", email="not-an-address")
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    for message in ("Choose at least one topic", "Tick the box to agree", "valid email address"):
+        assert message in page
+
+
+def test_the_error_summary_does_not_double_punctuation(app, client):
+    page = post_signup(client, app, consent="").get_data(as_text=True)
+
+    assert "what I chose.: " not in page
+    assert "what I chose: Tick the box" in page
+
+
+def test_the_french_error_summary_sets_a_no_break_space_before_the_colon(app, client):
+    client.get("/signup?lang=fr")  # the page's language, kept for the visit
+    page = post_signup(client, app, consent="").get_data(as_text=True)
+    start = page.index('id="error-summary"')
+    summary = page[start : page.index("</ul>", start)]
+
+    assert "\u00a0: Cochez" in summary
+    assert " : " not in summary and ".:" not in summary
+
+
+def test_changing_language_after_a_failed_submit_keeps_the_form_and_what_was_typed(app, client):
+    page = post_signup(client, app, consent="", given_name="Zoë").get_data(as_text=True)
+    # The language links become buttons that send the form again, to the same page.
+    assert 'name="change_language" value="fr"' in page
+    assert 'formaction="/signup?lang=fr"' in page
+
+    form = signup_form(app, consent="", given_name="Zoë", change_language="fr")
+    form["csrf_token"] = csrf_token(client, "/signup")
+    response = client.post("/signup?lang=fr", data=form)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<html lang="fr">' in page
+    assert 'value="Zoë"' in page
+    assert 'role="alert"' not in page  # a change of language is not a failed submit
+    assert _counts(app) == (0, 0)
+    assert client.get("/signup").get_data(as_text=True).count('<html lang="fr">') == 1
