@@ -5,6 +5,8 @@ from flask_babel import refresh
 
 LANGUAGES = ("en", "fr", "ru")
 LANGUAGE_NAMES = {"en": "English", "fr": "Français", "ru": "Русский"}
+# The back office is in English: how it names each language.
+LANGUAGE_NAMES_IN_ENGLISH = {"en": "English", "fr": "French", "ru": "Russian"}
 
 
 def remember_requested_language() -> None:

@@ -21,9 +21,9 @@ from jeg_contacts.contacts.models import (
     search_key,
     subscriptions,
 )
-from jeg_contacts.countries import iso_codes
+from jeg_contacts.countries import country_name, iso_codes
 from jeg_contacts.extensions import MAX_ID, db
-from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.i18n import LANGUAGE_NAMES_IN_ENGLISH, LANGUAGES
 
 MAX_QUERY_LENGTH = 200
 
@@ -158,16 +158,18 @@ def describe_filter(contact_filter: ContactFilter) -> str:
     if f.q:
         parts.append(f"search “{f.q}”")
     if f.topic_ids:
-        slugs = db.session.scalars(
-            sa.select(Topic.slug).where(Topic.id.in_(f.topic_ids)).order_by(Topic.slug)
+        labels = db.session.scalars(
+            sa.select(Topic.label_en).where(Topic.id.in_(f.topic_ids)).order_by(Topic.label_en)
         )
-        parts.append("topic " + " or ".join(slugs))
+        parts.append("topic " + " or ".join(f"“{label}”" for label in labels))
     if f.stakeholder_types:
         parts.append("type " + " or ".join(member.label for member in f.stakeholder_types))
     if f.countries:
-        parts.append("country " + " or ".join(f.countries))
+        parts.append("country " + " or ".join(country_name(code, "en") for code in f.countries))
     if f.languages:
-        parts.append("language " + " or ".join(f.languages))
+        parts.append(
+            "language " + " or ".join(LANGUAGE_NAMES_IN_ENGLISH[code] for code in f.languages)
+        )
     if f.statuses:
         parts.append("status " + " or ".join(member.value for member in f.statuses))
     if f.created_from:

@@ -5,11 +5,15 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from flask import Blueprint, render_template, request
 
+from jeg_contacts.audit import presentation
 from jeg_contacts.audit.models import AuditEntry
 from jeg_contacts.extensions import db
 from jeg_contacts.pagination import requested_page
 
 bp = Blueprint("audit", __name__, url_prefix="/admin")
+# Entries are shown on other rooms' pages too (a contact's, an organisation's).
+bp.add_app_template_global(presentation.field_label, "audit_field")
+bp.add_app_template_global(presentation.value_text, "audit_value")
 
 PER_PAGE = 50
 

@@ -12,7 +12,7 @@ from jeg_contacts.audit.services import Actor, changes_between, record
 from jeg_contacts.contacts.services import clean_line
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import db
-from jeg_contacts.i18n import LANGUAGES
+from jeg_contacts.i18n import LANGUAGE_NAMES_IN_ENGLISH, LANGUAGES
 from jeg_contacts.mailing.models import (
     Announcement,
     AnnouncementKind,
@@ -23,9 +23,8 @@ from jeg_contacts.mailing.services import record_action
 
 MAX_BODY_LENGTH = 100_000
 
-
 # The back office is in English, so languages are named in English.
-LANGUAGE_LABELS = {"en": "English", "fr": "French", "ru": "Russian"}
+LANGUAGE_LABELS = LANGUAGE_NAMES_IN_ENGLISH
 
 
 _AUDIT_SHORT_FIELDS = ("kind", "subject_en", "subject_fr", "subject_ru", "criteria")

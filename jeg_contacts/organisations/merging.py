@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from jeg_contacts.audit.presentation import in_words
 from jeg_contacts.audit.services import changes_between, record
 from jeg_contacts.contacts.models import Contact, Organisation
 from jeg_contacts.countries import country_name
@@ -120,9 +121,7 @@ def merge_organisations(
     moved_ids = _move_contacts(other, kept)
     _fill_empty_fields(kept, other_before)
     changes: dict[str, Any] = changes_between(kept_before, snapshot(kept))
-    changes["merged_organisation"] = f"#{other_id}: " + "; ".join(
-        f"{key}={value}" for key, value in other_before.items()
-    )
+    changes["merged_organisation"] = f"#{other_id}: {in_words(other_before)}"
     changes["moved_contact_ids"] = ", ".join(str(contact_id) for contact_id in moved_ids) or "none"
     if across:
         changes["countries_confirmed"] = across

@@ -34,8 +34,8 @@ class TopicLabelsForm(FlaskForm):
 
 class NewTopicForm(FlaskForm):
     # Declared in page order, which is also the order of the error summary.
-    slug = StringField("Slug", [InputRequired("Enter a slug, like flood-risk."), Length(max=80)])
     label_en = _label("English", "en")
     label_fr = _label("French", "fr")
     label_ru = _label("Russian", "ru")
     group = _group()
+    slug = StringField("Identifier (optional)", [Length(max=80)])

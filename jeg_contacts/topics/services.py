@@ -1,6 +1,7 @@
 """Managing interest topics: create, rename, reorder, archive and restore, all audited."""
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +50,13 @@ def subscriber_counts() -> dict[int, int]:
     return dict(rows.all())
 
 
-def _clean_slug(raw: str | None) -> str:
-    slug = (raw or "").strip()
-    if not slug:
-        raise ValidationFailed("slug", "Enter a slug, like flood-risk.")
+def _slug_taken(slug: str) -> bool:
+    return db.session.scalar(sa.select(Topic.id).where(Topic.slug == slug)) is not None
+
+
+def _clean_slug(raw: str) -> str:
+    """The identifier staff chose under "advanced", checked."""
+    slug = raw.strip()
     if len(slug) > SLUG_MAX_LENGTH:
         raise ValidationFailed("slug", f"Use at most {SLUG_MAX_LENGTH} characters.")
     if not SLUG_PATTERN.fullmatch(slug):
@@ -60,8 +64,21 @@ def _clean_slug(raw: str | None) -> str:
             "slug",
             "Use lowercase letters a-z, digits and single hyphens between them, like flood-risk.",
         )
-    if db.session.scalar(sa.select(Topic.id).where(Topic.slug == slug)) is not None:
-        raise ValidationFailed("slug", f"A topic with the slug {slug} already exists.")
+    if _slug_taken(slug):
+        raise ValidationFailed("slug", f"A topic with the identifier {slug} already exists.")
+    return slug
+
+
+def slug_from_name(name: str) -> str:
+    """An identifier made from a topic's English name: "Sécurité & santé" -> "securite-sante",
+    "-2", "-3" … added when taken, "topic" when the name has no Latin letter or digit."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    base = "-".join(re.findall(r"[a-z0-9]+", ascii_name.lower())) or "topic"
+    base = base[: SLUG_MAX_LENGTH - 4].rstrip("-")  # room for a "-999" suffix
+    slug, number = base, 1
+    while _slug_taken(slug):
+        number += 1
+        slug = f"{base}-{number}"
     return slug
 
 
@@ -96,16 +113,18 @@ def snapshot(topic: Topic) -> dict[str, Any]:
 
 
 def create_topic(slug: str | None, data: TopicData) -> Topic:
-    """A new active topic at the end of its group."""
+    """A new active topic at the end of its group; without a `slug` (the identifier), one is
+    made from its English name."""
     values = _clean_labels(data)
-    topic = Topic(slug=_clean_slug(slug), position=_end_of_list(), active=True, **values)
+    slug = _clean_slug(slug) if slug and slug.strip() else slug_from_name(values["label_en"])
+    topic = Topic(slug=slug, position=_end_of_list(), active=True, **values)
     db.session.add(topic)
     db.session.flush()
     record(
         "topic.created",
         "topic",
         topic.id,
-        f"Created topic {topic.slug}",
+        f"Created topic “{topic.label_en}”",
         changes_between({}, snapshot(topic)),
     )
     return topic
@@ -122,7 +141,7 @@ def rename_topic(topic: Topic, data: TopicData) -> dict[str, list]:
         setattr(topic, field, value)
     changes = changes_between(before, snapshot(topic))
     if changes:
-        record("topic.renamed", "topic", topic.id, f"Renamed topic {topic.slug}", changes)
+        record("topic.renamed", "topic", topic.id, f"Renamed topic “{topic.label_en}”", changes)
         db.session.flush()
     return changes
 
@@ -154,8 +173,8 @@ def move_topic(topic: Topic, direction: str) -> Topic | None:
         "topic.moved",
         "topic",
         topic.id,
-        f"Moved topic {topic.slug} {direction}, "
-        f"{'above' if direction == 'up' else 'below'} {neighbour.slug}",
+        f"Moved topic “{topic.label_en}” {direction}, "
+        f"{'above' if direction == 'up' else 'below'} “{neighbour.label_en}”",
         {"position": [before, topic.position]},
     )
     db.session.flush()
@@ -173,7 +192,11 @@ def set_active(topic: Topic, active: bool) -> bool:
     action = "topic.restored" if active else "topic.archived"
     verb = "Restored" if active else "Archived"
     record(
-        action, "topic", topic.id, f"{verb} topic {topic.slug}", {"active": [not active, active]}
+        action,
+        "topic",
+        topic.id,
+        f"{verb} topic “{topic.label_en}”",
+        {"active": [not active, active]},
     )
     db.session.flush()
     return True

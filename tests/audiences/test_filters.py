@@ -9,6 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from jeg_contacts.audiences.services import (
     ContactFilter,
+    describe_filter,
     filter_contacts,
     normalise_sort,
     sort_contacts,
@@ -243,3 +244,21 @@ def sortable(app):
 )
 def test_every_sort_key_orders_both_ways(app, sortable, sort, expected):
     assert matching_ids(app, ContactFilter(), sort) == [sortable[key] for key in expected]
+
+
+def test_a_filter_is_described_in_names_not_codes(app):
+    contact_filter = ContactFilter(
+        topic_ids=[topic_id(app, "jeg-meetings"), topic_id(app, "pipelines")],
+        countries=["BE", "FR"],
+        languages=["fr"],
+        statuses=[ContactStatus.UNSUBSCRIBED],
+        stakeholder_types=[StakeholderType.NGO],
+    )
+    with app.test_request_context():
+        words = describe_filter(contact_filter)
+
+    assert words == (
+        "topic “JEG meetings and workplans” or “Pipeline safety”; "
+        "type Non-governmental organisation; country Belgium or France; language French; "
+        "status unsubscribed"
+    )

@@ -48,4 +48,4 @@ def test_stored_criteria_read_back_as_the_filter_and_its_topics(app):
 def test_an_audience_is_described_in_words(app):
     with app.test_request_context():
         assert describe_audience({}) == "every active contact"
-        assert describe_audience({"country": ["KZ"]}) == "active contacts with country KZ"
+        assert describe_audience({"country": ["KZ"]}) == "active contacts with country Kazakhstan"

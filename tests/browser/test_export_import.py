@@ -40,7 +40,7 @@ def test_export_a_filtered_list_as_xlsx_edit_it_and_import_it_back(
     page.goto(f"{live_server.url}/admin/contacts?country=DE")
     page.get_by_role("link", name="Export this contact…").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Export contacts")
-    expect(page.get_by_role("status").first).to_contain_text("1 contact matches: country DE")
+    expect(page.get_by_role("status").first).to_contain_text("1 contact matches: country Germany")
     page.get_by_label("Excel workbook (.xlsx)").check()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download 1 contact").click()

@@ -80,7 +80,7 @@ def test_adding_a_topic_changes_only_those_without_it_and_audits_each(app, peopl
     [summary] = audit_entries(app, action="contact.bulk_action")
     assert summary.entity_id is None
     assert summary.changes["contacts"] == 1
-    assert "country DE" in summary.changes["selection"]
+    assert "country Germany" in summary.changes["selection"]
     consent = load_contact(app, people["de_pipelines"]).consent_events[-1]
     assert consent.action is ConsentAction.PREFERENCES_CHANGED
     assert consent.detail == "added topic: oil-terminals"
@@ -216,7 +216,7 @@ def test_bulk_link_carries_the_filter_to_a_confirmation_page(app, editor_client,
     page = chooser.get_data(as_text=True)
     assert chooser.status_code == 200
     assert "<strong>2</strong> contacts selected" in page
-    assert "country DE" in page
+    assert "country Germany" in page
 
     terminals = topic_id(app, "oil-terminals")
     confirm = editor_client.get(

@@ -19,7 +19,7 @@ def test_export_writes_csv_to_standard_output_and_audits_it(app, runner, people)
     [entry] = audit_entries(app, "contacts.exported")
     assert entry.actor == "system"
     assert entry.changes["via"] == "command line"
-    assert entry.changes["filter"] == "country DE; language en"
+    assert entry.changes["filter"] == "country Germany; language English"
 
 
 def test_export_to_a_file_in_each_format(app, runner, people, tmp_path):

@@ -36,7 +36,7 @@ def test_directory_links_to_an_export_of_its_current_filter(app, people, viewer_
     export_page = viewer_client.get(link.replace("&amp;", "&")).get_data(as_text=True)
 
     assert "country=RU" in link and "sort=-signed_up" in link
-    assert "<strong>1</strong> contact matches: country RU." in export_page
+    assert "<strong>1</strong> contact matches: country Russia." in export_page
     assert '<option value="RU" selected>' in export_page
     assert '<input type="hidden" name="sort" value="-signed_up">' in export_page
 
@@ -72,7 +72,7 @@ def test_every_export_is_audited_with_who_filter_format_and_count(app, people, v
     assert entry.user_id is not None
     assert entry.changes["rows"] == 2
     assert entry.changes["format"] == "vcf"
-    assert entry.changes["filter"] == "topic pipelines"
+    assert entry.changes["filter"] == "topic “Pipeline safety”"
     assert entry.changes["criteria"] == {"topic": [str(pipelines)]}
     assert entry.changes["via"] == "back office"
     assert entry.summary == "Exported 2 contacts as vCard (.vcf) (back office)"

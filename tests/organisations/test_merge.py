@@ -185,3 +185,19 @@ def post_merge_raw(client, kept: int, other: int):
     """POST a merge without first opening its confirmation page."""
     token = csrf_token(client, "/admin/account/password")
     return client.post(f"/admin/organisations/{kept}/merge/{other}", data={"csrf_token": token})
+
+
+def test_the_audit_log_names_what_was_merged_in_words(app, editor_client):
+    kept = add_organisation(app, "Umweltbundesamt", "national_authority", "DE", "https://uba.de")
+    other = add_organisation(app, "UBA", "ngo", "DE")
+
+    assert post_merge(editor_client, kept, other).status_code == 302
+
+    [merged] = audit_entries(app, "organisation.merged")
+    assert merged.changes["merged_organisation"] == (
+        f"#{other}: name UBA; type of organisation Non-governmental organisation; "
+        "country Germany; website (none)"
+    )
+    page = editor_client.get("/admin/audit").text
+    assert "None" not in page and "stakeholder_type" not in page
+    assert "Name: <del>UBA</del> → <ins>(none)</ins>" in page  # the merged-away record

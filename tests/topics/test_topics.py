@@ -105,6 +105,36 @@ def test_admin_creates_a_topic_offered_at_signup_and_audited(app, admin_client, 
 
 
 @pytest.mark.parametrize(
+    ("label_en", "identifier"),
+    [
+        ("Flood risk at industrial sites", "flood-risk-at-industrial-sites"),
+        ("Pipeline safety", "pipeline-safety"),
+        ("Pipelines", "pipelines-2"),  # taken by a seeded topic
+        ("Sécurité & santé (ÉU)", "securite-sante-eu"),
+        ("Безопасность", "topic"),
+        ("x " * 60, ("x-" * 38)[:75]),  # cut at a word, with room for a "-2"
+    ],
+)
+def test_a_new_topics_identifier_is_made_from_its_name(app, admin_client, label_en, identifier):
+    response = post(
+        admin_client, "/admin/topics", **{**NEW_TOPIC, "slug": "", "label_en": label_en}
+    )
+
+    assert response.status_code == 302
+    created = topic(app, identifier)
+    assert created is not None and created.label_en == label_en.strip()
+
+
+def test_the_identifier_is_an_advanced_choice_named_in_words(app, admin_client):
+    page = admin_client.get("/admin/topics").get_data(as_text=True)
+
+    assert "Slug" not in page and "slug" not in page.replace('name="slug"', "").replace(
+        'id="slug"', ""
+    ).replace('for="slug"', "").replace("slug-", "")
+    assert "<summary>Advanced: identifier</summary>" in page
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"slug": "Flood-Risk"}, "Use lowercase letters a-z, digits and single hyphens"),
@@ -114,8 +144,7 @@ def test_admin_creates_a_topic_offered_at_signup_and_audited(app, admin_client, 
         ({"slug": "flood--risk"}, "Use lowercase letters a-z, digits and single hyphens"),
         ({"slug": "crue-é"}, "Use lowercase letters a-z, digits and single hyphens"),
         ({"slug": "x" * 81}, "80"),
-        ({"slug": ""}, "Enter a slug"),
-        ({"slug": "pipelines"}, "A topic with the slug pipelines already exists"),
+        ({"slug": "pipelines"}, "A topic with the identifier pipelines already exists"),
         ({"label_en": ""}, "Enter the label in English"),
         ({"label_fr": "   "}, "Enter the label in French"),
         ({"label_ru": ""}, "Enter the label in Russian"),
@@ -219,7 +248,7 @@ def test_move_up_and_down_swap_neighbours_within_the_group(app, admin_client, cl
     assert group_order(app, "guidance") == [order[0], order[2], order[1], *order[3:]]
     moves = audit_entries(app, "topic.moved")
     assert [entry.entity_id for entry in moves] == [second_id] * 3
-    assert f"above {order[0]}" in moves[0].summary
+    assert f"above “{topic(app, order[0]).label_en}”" in moves[0].summary
 
 
 def test_first_cannot_move_up_and_last_cannot_move_down(app, admin_client):
