@@ -1,9 +1,6 @@
 """Sign-up confirmations and announcements reach the next hop through Debian's Postfix intact,
 over STARTTLS or implicit TLS with a login, and their links work when they come back."""
 
-# Russian and French text, typographic dashes and quotes: on purpose.
-# ruff: noqa: RUF001
-
 import re
 from email.message import EmailMessage
 
@@ -14,32 +11,12 @@ from flask import Flask
 from jeg_contacts.contacts.models import Contact, ContactStatus
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer import render_email
-from jeg_contacts.mailing import drafts
-from jeg_contacts.mailing import services as mailing
-from jeg_contacts.mailing.models import Delivery
 from jeg_contacts.mailing.worker import DeliveryWorker
 from tests.conftest import csrf_token, html_body, post_signup, text_body
-from tests.mailing.conftest import add_contacts
 from tests.peers.postfix import PostfixRelay
-from tests.postfix.conftest import app_through
+from tests.postfix.conftest import ANNOUNCEMENT, READERS, announce, app_through, delivery_statuses
 
 CONFIRM_SUBJECT = "Please confirm your subscription to JEG news"
-
-# Written as staff write them: non-ASCII in every language (dashes and quotes included), and
-# a Russian subject long enough to be folded over several encoded words.
-ANNOUNCEMENT = drafts.AnnouncementDraft(
-    subject_en="Workshop on tailings safety — Geneva, 14–15 May",
-    body_en="Dear {{ given_name }},\n\nThe workshop on tailings safety takes place in Geneva.",
-    subject_fr="Atelier sur la sécurité des installations de résidus miniers à Genève",
-    body_fr="Chère {{ given_name }},\n\nL’atelier sur la sécurité a lieu à Genève, salle XVII.",
-    subject_ru="Семинар по безопасности хвостохранилищ и промышленных аварий в Женеве, 14–15 мая",
-    body_ru="Уважаемая {{ given_name }},\n\nСеминар по безопасности пройдёт в Женеве, зал XVII.",
-)
-READERS = {
-    "en": ("zoe@example.org", "Zoë"),
-    "fr": ("elodie@example.fr", "Élodie"),
-    "ru": ("olga@example.ru", "Ольга"),
-}
 
 
 def passed_through_postfix(message: EmailMessage) -> bool:
@@ -92,24 +69,6 @@ def test_signup_confirmation_arrives_through_postfix_intact(
         contact = db.session.scalar(sa.select(Contact))
         assert contact.status is ContactStatus.ACTIVE
         assert contact.language == language
-
-
-def announce(app: Flask) -> int:
-    for language, (address, given_name) in READERS.items():
-        add_contacts(app, [address], language=language, given_name=given_name)
-    with app.app_context():
-        announcement = drafts.save_draft(ANNOUNCEMENT)
-        mailing.start_sending(announcement)
-        db.session.commit()
-        return announcement.id
-
-
-def delivery_statuses(app: Flask, announcement_id: int) -> list[str]:
-    with app.app_context():
-        statuses = db.session.scalars(
-            sa.select(Delivery.status).where(Delivery.announcement_id == announcement_id)
-        )
-        return sorted(status.value for status in statuses)
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
