@@ -11,8 +11,20 @@ Its certificate comes from a throwaway CA (`ca_file`: what the app gets as SMTP_
 Everything it accepts goes on through `relayhost` to a capture server (aiosmtpd on loopback),
 where the tests read what arrived after the whole trip.
 
-`settings` adds or overrides main.cf parameters, so a test can turn on local delivery into a
-Maildir (the `virtual` service is in master.cf already) without changing this module.
+`settings` adds or overrides main.cf parameters ("{folder}" in a value stands for the
+instance's folder, which exists from construction on, so files they name can be written before
+start()). Bounces, for instance, need no change here: with
+
+    virtual_mailbox_domains = bounces.jeg.test, mailboxes.test
+    virtual_mailbox_base = {folder}/mail        (a folder owned by the postfix user)
+    virtual_mailbox_maps = texthash:{folder}/etc/mailboxes
+                           ("bounces@bounces.jeg.test bounces/": a Maildir)
+    virtual_uid_maps = static:<postfix uid>, and virtual_gid_maps likewise
+    smtpd_reject_unlisted_recipient = no
+
+mail to an unknown user at mailboxes.test is accepted, then bounced by the `virtual` agent (in
+master.cf already): the report (multipart/report) lands in {folder}/mail/bounces/new when the
+envelope sender is bounces@bounces.jeg.test, and everything else still goes to the capture.
 """
 
 import contextlib
@@ -157,7 +169,8 @@ def _main_cf(relay: "PostfixRelay") -> dict[str, str]:
         "queue_run_delay": "1s",
         "minimal_backoff_time": "1s",
         "maximal_backoff_time": "2s",
-        **relay.settings,
+        # "{folder}" in a value stands for the instance's folder (a Maildir base, a map file).
+        **{name: value.format(folder=folder) for name, value in relay.settings.items()},
     }
 
 
@@ -219,16 +232,18 @@ class PostfixRelay:
         self.certificates = make_certificates(self.folder)
         self.submission_port = free_port()
         self.smtps_port = free_port()
+        for name in ("etc", "etc/sasl", "queue", "data"):
+            (self.folder / name).mkdir(mode=0o755)
 
     @property
     def config_directory(self) -> Path:
         return self.folder / "etc"
 
     def start(self) -> None:
-        """Write the configuration, start the instance and wait until both ports answer."""
+        """Write the configuration, start the instance and wait until both ports answer.
+
+        Files that `settings` name (a map, say) can be written into the folder before."""
         postfix_uid, postfix_gid = pwd.getpwnam("postfix").pw_uid, grp.getgrnam("postfix").gr_gid
-        for name in ("etc", "etc/sasl", "queue", "data"):
-            (self.folder / name).mkdir(mode=0o755)
         os.chown(self.folder / "data", postfix_uid, postfix_gid)
         os.chown(self.certificates.key, 0, postfix_gid)
         self.certificates.key.chmod(0o640)
