@@ -18,12 +18,14 @@ def postfix_instance() -> Iterator[PostfixRelay]:
         pytest.skip(reason)
     capture = CaptureServer()
     capture.start()
-    relay = PostfixRelay(capture)
+    relay = None
     try:
+        relay = PostfixRelay(capture)
         relay.start()
         yield relay
     finally:
-        relay.stop()
+        if relay is not None:
+            relay.stop()
         capture.stop()
 
 

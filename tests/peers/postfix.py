@@ -229,7 +229,11 @@ class PostfixRelay:
         # able to reach the sasldb and the queue, and pytest's folders are private to root.
         self.folder = Path(tempfile.mkdtemp(prefix="jeg-postfix-"))
         self.folder.chmod(0o755)
-        self.certificates = make_certificates(self.folder)
+        try:
+            self.certificates = make_certificates(self.folder)
+        except BaseException:
+            shutil.rmtree(self.folder)
+            raise
         self.submission_port = free_port()
         self.smtps_port = free_port()
         for name in ("etc", "etc/sasl", "queue", "data"):
