@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.browser.conftest import browser, page, pytest_runtest_makereport
+from tests.browser.conftest import page, pytest_runtest_makereport
 from tests.conftest import free_port, make_app, subprocess_environment
 from tests.peers.fixtures import postfix, postfix_instance
 from tests.peers.postfix import PostfixRelay
 
-__all__ = ["browser", "page", "postfix", "postfix_instance", "pytest_runtest_makereport"]
+__all__ = ["page", "postfix", "postfix_instance", "pytest_runtest_makereport"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
