@@ -86,32 +86,32 @@ def _wait_until_serving(url: str, web: subprocess.Popen, log: Path) -> None:
 def server(tmp_path: Path, postfix: PostfixRelay) -> Iterator[Server]:
     """gunicorn and `flask worker`, configured through the environment as a server is, with
     the relay over STARTTLS and a login; both stopped with SIGTERM afterwards, and their logs
-    printed (pytest shows them when the test fails)."""
+    printed (pytest shows them when the test fails). The app returned uses the same database,
+    to set up and check what the processes did."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = make_app(tmp_path, BASE_URL=url)
     environment = subprocess_environment(app, **postfix.app_environment("starttls"))
-    logs = {"gunicorn": tmp_path / "gunicorn.log", "worker": tmp_path / "worker.log"}
-    web = _start(
-        [
-            str(BIN / "gunicorn"),
-            f"--bind=127.0.0.1:{port}",
-            "--workers=2",
-            "--access-logfile=-",
-            # Not the default control socket in root's home: two servers would share it.
-            "--no-control-socket",
-            "wsgi:app",
-        ],
-        environment,
-        logs["gunicorn"],
-    )
-    worker = _start(
-        [str(BIN / "flask"), "--app", "wsgi", "worker", "--quiet"], environment, logs["worker"]
-    )
+    gunicorn = [
+        str(BIN / "gunicorn"),
+        f"--bind=127.0.0.1:{port}",
+        "--workers=2",
+        "--access-logfile=-",
+        # Not the default control socket in root's home: two servers would share it.
+        "--no-control-socket",
+        "wsgi:app",
+    ]
+    commands = {"gunicorn": gunicorn, "worker": [str(BIN / "flask"), "--app", "wsgi", "worker"]}
+    started: dict[str, subprocess.Popen] = {}
     try:
-        _wait_until_serving(url, web, logs["gunicorn"])
-        yield Server(app, url, web, worker)
+        for name, command in commands.items():
+            started[name] = _start(command, environment, tmp_path / f"{name}.log")
+        _wait_until_serving(url, started["gunicorn"], tmp_path / "gunicorn.log")
+        yield Server(app, url, started["gunicorn"], started["worker"])
     finally:
-        codes = _stop(web, worker)
-        for (name, log), code in zip(logs.items(), codes, strict=True):
-            print(f"--- {name} (exit {code}) ---\n{log.read_text(errors='replace')}")
+        codes = _stop(*started.values())
+        for name, code in zip(started, codes, strict=True):
+            log = (tmp_path / f"{name}.log").read_text(errors="replace")
+            print(f"--- {name} (exit {code}) ---\n{log}")
+        # Both stop cleanly on SIGTERM, as under systemd; anything else is a failure too.
+        assert codes == [0] * len(codes), dict(zip(started, codes, strict=True))
