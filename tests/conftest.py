@@ -430,3 +430,38 @@ def browser():
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+# -- a real relay ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix_instance():
+    """A private Debian Postfix relaying to a capture server (tests/peers/postfix.py): one for
+    the whole run, shared by tests/postfix and tests/e2e (it takes about 3 s to start)."""
+    from tests.peers.postfix import CaptureServer, PostfixRelay, unavailable
+
+    reason = unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to run the private Postfix: {reason}")
+        pytest.skip(reason)
+    capture = CaptureServer()
+    capture.start()
+    relay = None
+    try:
+        relay = PostfixRelay(capture)
+        relay.start()
+        yield relay
+    finally:
+        if relay is not None:
+            relay.stop()
+        capture.stop()
+
+
+@pytest.fixture
+def postfix(postfix_instance):
+    """The relay, with nothing left in its queue from earlier tests and a capture of its own."""
+    postfix_instance.wait_until_idle()
+    postfix_instance.capture.reset()
+    return postfix_instance

@@ -18,10 +18,9 @@ from flask import Flask
 
 from tests.browser.conftest import page, pytest_runtest_makereport
 from tests.conftest import free_port, make_app, subprocess_environment
-from tests.peers.fixtures import postfix, postfix_instance
 from tests.peers.postfix import PostfixRelay
 
-__all__ = ["page", "postfix", "postfix_instance", "pytest_runtest_makereport"]
+__all__ = ["page", "pytest_runtest_makereport"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -15,10 +15,7 @@ from jeg_contacts.mailing import services as mailing
 from jeg_contacts.mailing.models import Delivery
 from tests.conftest import make_app
 from tests.mailing.conftest import add_contacts
-from tests.peers.fixtures import postfix, postfix_instance
 from tests.peers.postfix import PostfixRelay
-
-__all__ = ["postfix", "postfix_instance"]
 
 
 def app_through(
