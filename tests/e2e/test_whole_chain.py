@@ -13,7 +13,7 @@ from tests.conftest import STAFF_PASSWORD, create_staff, html_body, text_body
 from tests.e2e.conftest import Server
 from tests.mailing.conftest import add_contacts
 from tests.peers.postfix import PostfixRelay
-from tests.postfix.conftest import ANNOUNCEMENT, READERS
+from tests.postfix.conftest import ANNOUNCEMENT, READERS, unsubscribe_url
 
 FRENCH_ADDRESS, FRENCH_NAME = READERS["fr"]
 
@@ -93,10 +93,10 @@ def test_signup_confirmation_and_announcement_through_the_whole_chain(
 
     # The French subscriber's mail client unsubscribes in one click (RFC 8058): a POST without
     # cookies to the address in the header, over HTTP to gunicorn.
-    unsubscribe_url = announcements[FRENCH_ADDRESS]["List-Unsubscribe"].strip("<>")
-    assert unsubscribe_url.startswith(f"{server.url}/unsubscribe/")
+    url = unsubscribe_url(announcements[FRENCH_ADDRESS])
+    assert url.startswith(f"{server.url}/unsubscribe/")
     request = urllib.request.Request(
-        unsubscribe_url,
+        url,
         data=b"List-Unsubscribe=One-Click",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )

@@ -3,6 +3,8 @@
 # French and Russian text, typographic dashes and quotes: on purpose.
 # ruff: noqa: RUF001
 
+import re
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,11 @@ def delivery_statuses(app: Flask, announcement_id: int) -> list[str]:
             sa.select(Delivery.status).where(Delivery.announcement_id == announcement_id)
         )
         return sorted(status.value for status in statuses)
+
+
+def unsubscribe_url(message: EmailMessage) -> str:
+    """The one URL in the List-Unsubscribe header (a long one may be folded onto a line of its
+    own, which leaves white space before it)."""
+    match = re.fullmatch(r"\s*<([^<>\s]+)>\s*", str(message["List-Unsubscribe"]))
+    assert match, f"List-Unsubscribe: {message['List-Unsubscribe']!r}"
+    return match.group(1)

@@ -14,7 +14,14 @@ from jeg_contacts.mailer import render_email
 from jeg_contacts.mailing.worker import DeliveryWorker
 from tests.conftest import csrf_token, html_body, post_signup, text_body
 from tests.peers.postfix import PostfixRelay
-from tests.postfix.conftest import ANNOUNCEMENT, READERS, announce, app_through, delivery_statuses
+from tests.postfix.conftest import (
+    ANNOUNCEMENT,
+    READERS,
+    announce,
+    app_through,
+    delivery_statuses,
+    unsubscribe_url,
+)
 
 CONFIRM_SUBJECT = "Please confirm your subscription to JEG news"
 
@@ -95,13 +102,12 @@ def test_announcement_arrives_through_postfix_intact_and_unsubscribes_in_one_cli
             assert greeting in part
             assert paragraph in part
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert re.fullmatch(r"<http://jeg\.test/unsubscribe/[^>\s]+>", message["List-Unsubscribe"])
+        assert unsubscribe_url(message).startswith("http://jeg.test/unsubscribe/")
 
     # A mail client's one-click unsubscribe (RFC 8058): a POST, without cookies, to the URL in
     # the header of the message as it arrived.
-    unsubscribe_url = messages["olga@example.ru"]["List-Unsubscribe"].strip("<>")
     response = app.test_client(use_cookies=False).post(
-        unsubscribe_url.removeprefix("http://jeg.test"),
+        unsubscribe_url(messages["olga@example.ru"]).removeprefix("http://jeg.test"),
         data="List-Unsubscribe=One-Click",
         content_type="application/x-www-form-urlencoded",
     )
