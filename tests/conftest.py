@@ -399,3 +399,69 @@ def only_contact(app):
         _ = contact.topics, contact.consent_events
         db.session.expunge_all()
         return contact
+
+
+# -- a real browser -----------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without these, Chromium tries to reach Google services that this network refuses.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# One for the whole run, shared by tests/browser and tests/e2e: Playwright's sync API allows only
+# one running instance per thread.
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+# -- a real relay ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postfix_instance():
+    """A private Debian Postfix relaying to a capture server (tests/peers/postfix.py): one for
+    the whole run, shared by tests/postfix and tests/e2e (it takes about 3 s to start)."""
+    from tests.peers.postfix import CaptureServer, PostfixRelay, unavailable
+
+    reason = unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to run the private Postfix: {reason}")
+        pytest.skip(reason)
+    capture = CaptureServer()
+    capture.start()
+    relay = None
+    try:
+        relay = PostfixRelay(capture)
+        relay.start()
+        yield relay
+    finally:
+        if relay is not None:
+            relay.stop()
+        capture.stop()
+
+
+@pytest.fixture
+def postfix(postfix_instance):
+    """The relay, with nothing left in its queue from earlier tests and a capture of its own."""
+    postfix_instance.wait_until_idle()
+    postfix_instance.capture.reset()
+    return postfix_instance

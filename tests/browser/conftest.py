@@ -1,6 +1,6 @@
-"""A live server and Debian's Chromium driven by Playwright; a screenshot on every failure."""
+"""A live server and a page of Debian's Chromium (the `browser` of tests/conftest.py); a
+screenshot on every failure."""
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,18 +11,7 @@ from werkzeug.serving import make_server
 from jeg_contacts.jobs.runner import JobRunner
 from tests.conftest import free_port, make_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# Without these, Chromium tries to reach Google services that this network refuses.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -30,20 +19,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 class LiveServer:

@@ -1,0 +1,1 @@
+"""Real servers the app talks to in production, run privately for the tests (Postfix)."""
