@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_babel import force_locale
 
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.mailing.previews import checked_test_address
@@ -27,7 +28,8 @@ def doctor_command(address: str | None) -> None:
     checks = list(doctor.CHECKS)
     if address:
         try:
-            address = checked_test_address(address)
+            with force_locale("en"):
+                address = checked_test_address(address)
         except ValidationFailed as error:
             raise click.BadParameter(str(error.message), param_hint="--to") from None
         checks.append(lambda: doctor.send_test_message(address))

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -130,6 +131,13 @@ def check_base_url_reachable() -> Finding:
     return ok("BASE_URL", f"{url} answers from this server")
 
 
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def check_database() -> list[Finding]:
     url = db.engine.url.render_as_string(hide_password=True)
     try:
@@ -146,8 +154,8 @@ def check_database() -> list[Finding]:
     if current == heads:
         found.append(ok("migrations", f"at the latest revision ({', '.join(sorted(heads))})"))
     elif not current:
-        found.append(problem("migrations", f"none applied: the database is empty; {upgrade}"))
-    elif unknown := [rev for rev in current if script.get_revision(rev) is None]:
+        found.append(problem("migrations", f"no migration is recorded as applied; {upgrade}"))
+    elif unknown := [rev for rev in current if not _known(script, rev)]:
         found.append(
             problem(
                 "migrations",
