@@ -67,9 +67,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _check_mail_from(app.config["MAIL_FROM"])
     if test_config:
         app.config.update(test_config)
+    engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    # A database error's text would otherwise carry the statement's values (addresses,
+    # link secrets, password hashes) into the logs.
+    engine_options.setdefault("hide_parameters", True)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for its turn.
-        engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         connect_args = engine_options.setdefault("connect_args", {})
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
     if app.config["TRUSTED_PROXY_COUNT"]:

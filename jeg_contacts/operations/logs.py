@@ -12,9 +12,10 @@ import logging
 import re
 import sys
 import time
+import types
 import uuid
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 from flask.logging import default_handler
@@ -105,6 +106,12 @@ def _log_request(response: Response) -> Response:
     return response
 
 
+def _log_exception(app: Flask, exc_info: Any) -> None:
+    """Flask's own log_exception names the raw path, token included: name the route."""
+    route = request.url_rule.rule if request.url_rule else "an unknown page"
+    app.logger.error(f"Exception on {route} [{request.method}]", exc_info=exc_info)
+
+
 def use_json_logs() -> None:
     """Send every logger's records to stderr as JSON lines (for the web app and the worker)."""
     root = logging.getLogger()
@@ -126,6 +133,7 @@ def init_app(app: Flask) -> None:
     Call before any other before_request function is registered, so that the id and the
     start time exist even for a request another one cuts short."""
     app.before_request(_start_request)
+    app.log_exception = types.MethodType(_log_exception, app)  # type: ignore[method-assign]
     if app.config["LOG_FORMAT"] == "json":
         use_json_logs()
         # Flask's own handler would write the same records again, as text.

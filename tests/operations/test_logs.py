@@ -167,3 +167,22 @@ def test_the_worker_logs_json_lines_too(tmp_path):
     assert any(line["message"].startswith("Worker finished: sent 2") for line in lines)
     assert all(line["logger"] for line in lines)
     assert "person1@example.org" not in done.stderr + done.stdout
+
+
+def test_an_error_is_logged_with_its_route_and_traceback_never_the_path_or_values(json_app, capsys):
+    json_app.config["PROPAGATE_EXCEPTIONS"] = False  # as on a server: a 500 page, and a log
+
+    @json_app.get("/failing/<token>")
+    def failing(token: str) -> str:
+        db.session.execute(sa.text("SELECT * FROM no_such_table WHERE x = :x"), {"x": token})
+        return "unreachable"
+
+    response = json_app.test_client().get("/failing/tok3n-s3cret")
+
+    assert response.status_code == 500
+    captured = capsys.readouterr().err
+    [error] = [line for line in log_lines(captured) if line["level"] == "error"]
+    assert error["message"] == "Exception on /failing/<token> [GET]"
+    assert "no_such_table" in error["exception"]  # the traceback is there
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    assert "tok3n-s3cret" not in captured
