@@ -3,6 +3,7 @@ announcements and audit log, and a preference link made before the backup still 
 after the restore (the secret key came along). On SQLite, and on PostgreSQL with
 TEST_DATABASE_URL (two throwaway databases of their own)."""
 
+import io
 import re
 import stat
 import tarfile
@@ -220,3 +221,26 @@ def test_postgresql_restore_drill(tmp_path, monkeypatch, two_databases):
 
     again = restarted.test_cli_runner().invoke(args=["restore", str(archive)])
     assert again.exit_code == 1 and "is not empty" in again.output
+
+
+def test_a_doctored_archive_writes_nothing_outside_the_database(tmp_path, monkeypatch):
+    """Members are read by their known names only: one named ../../something is ignored."""
+    monkeypatch.setenv("SECRET_KEY", "k" * 8 + uuid.uuid4().hex)
+    source = server_app(monkeypatch, tmp_path / "old", f"sqlite:///{tmp_path / 'old.db'}")
+    make_data(source)
+    archive = backup_of(source, tmp_path / "backups")
+    doctored = tmp_path / "doctored.tar.gz"
+    with tarfile.open(archive) as original, tarfile.open(doctored, "w:gz") as copy:
+        for member in original.getmembers():
+            copy.addfile(member, original.extractfile(member))
+        evil = tarfile.TarInfo("../../escaped.txt")
+        evil.size = 4
+        copy.addfile(evil, io.BytesIO(b"evil"))
+
+    target = server_app(
+        monkeypatch, tmp_path / "new" / "instance", f"sqlite:///{tmp_path / 'new.db'}"
+    )
+    result = target.test_cli_runner().invoke(args=["restore", str(doctored)])
+
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.rglob("escaped.txt"))
