@@ -67,9 +67,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _check_mail_from(app.config["MAIL_FROM"])
     if test_config:
         app.config.update(test_config)
+    engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    # A database error's text would otherwise carry the statement's values (addresses,
+    # link secrets, password hashes) into the logs.
+    engine_options.setdefault("hide_parameters", True)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # sqlite3's `timeout` is SQLite's busy timeout: how long a write waits for its turn.
-        engine_options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         connect_args = engine_options.setdefault("connect_args", {})
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
     if app.config["TRUSTED_PROXY_COUNT"]:
@@ -77,7 +80,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     from jeg_contacts.auth.access import enforce_access, login_manager
+    from jeg_contacts.operations import logs
 
+    # First, so every request has its id before any other before_request function runs.
+    logs.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
@@ -123,6 +129,8 @@ def _register_features(app: Flask) -> None:
     from jeg_contacts.mailer.cli import outbox_command
     from jeg_contacts.mailing.cli import announcements_cli
     from jeg_contacts.mailing.views import bp as mailing_bp
+    from jeg_contacts.operations.cli import backup_command, doctor_command, restore_command
+    from jeg_contacts.operations.views import bp as operations_bp
     from jeg_contacts.organisations.views import bp as organisations_bp
     from jeg_contacts.pages.views import bp as pages_bp
     from jeg_contacts.privacy.views import bp as privacy_bp
@@ -146,6 +154,7 @@ def _register_features(app: Flask) -> None:
         exports_bp,
         imports_bp,
         privacy_bp,
+        operations_bp,
     ):
         app.register_blueprint(blueprint)
     for command in (
@@ -156,6 +165,9 @@ def _register_features(app: Flask) -> None:
         announcements_cli,
         worker_command,
         contacts_cli,
+        doctor_command,
+        backup_command,
+        restore_command,
     ):
         app.cli.add_command(command)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 SMTP_SECURITY_MODES = ("none", "starttls", "tls")
+LOG_FORMATS = ("text", "json")
 # Room in an upload request for what surrounds the file: multipart boundaries and headers,
 # the CSRF token and the reading options (well under a kilobyte in practice).
 UPLOAD_ENVELOPE_BYTES = 64 * 1024
@@ -121,6 +122,9 @@ def load_config(instance_path: Path) -> dict[str, Any]:
     smtp_host = os.environ.get("SMTP_HOST", "")
     default_port = {"none": 25, "starttls": 587, "tls": 465}[smtp_security]
     import_settings = _import_settings()
+    log_format = os.environ.get("LOG_FORMAT", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigurationError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     return {
         "JEG_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance_path, production),
@@ -158,5 +162,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
+        "LOG_FORMAT": log_format,
+        # Empty: no /metrics at all (404).
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN", ""),
         **import_settings,
     }

@@ -3,6 +3,7 @@
 (`jobs.runner.JobRunner`: imports, scheduled sends, housekeeping), so the process starts and
 stops as one."""
 
+import logging
 import signal
 import threading
 
@@ -37,13 +38,17 @@ def worker_command(
 ) -> None:
     """Deliver queued announcement messages and run background jobs."""
     app = current_app._get_current_object()
+    json_logs = app.config["LOG_FORMAT"] == "json"
+    # With LOG_FORMAT=json the worker reports through log records (one JSON object per
+    # line, like everything else it logs), not as lines of text.
+    say = logging.getLogger("jeg_contacts.worker").info if json_logs else None
     deliveries = DeliveryWorker(
         app,
         concurrency=concurrency,
         rate=rate,
         batch_size=batch_size,
         until_idle=until_idle,
-        progress=None if quiet else lambda line: click.echo(line, err=True),
+        progress=None if quiet else say or (lambda line: click.echo(line, err=True)),
     )
     jobs, stop_jobs = JobRunner(app), threading.Event()
     # A polite stop on SIGTERM/SIGINT: in-flight messages finish, claimed rows go back.
@@ -61,7 +66,7 @@ def worker_command(
         finally:
             stop_jobs.set()
             thread.join()
-    click.echo(
+    (say or click.echo)(
         f"Worker finished: sent {outcome.sent}, failed {outcome.failed}, "
         f"retried {outcome.retried}, skipped {outcome.skipped}."
     )

@@ -12,8 +12,8 @@ from jeg_contacts.contacts.models import Contact
 from jeg_contacts.extensions import db
 from jeg_contacts.mailing import tracking
 from jeg_contacts.mailing.models import Delivery, DeliveryStatus
-from tests.conftest import TEST_DATABASE_URL, csrf_token, signup_form
-from tests.mailing.conftest import add_contacts
+from tests.conftest import TEST_DATABASE_URL, csrf_token, signup_form, subprocess_environment
+from tests.mailing.conftest import FLASK, ROOT, add_contacts
 from tests.mailing.test_worker import _announce
 
 
@@ -123,3 +123,53 @@ def test_web_requests_while_the_worker_sends_never_find_the_database_locked(
             sa.select(sa.func.count()).select_from(Contact).where(Contact.email.like("new%"))
         )
     assert created == signups_during_the_send
+
+
+def test_sigterm_mid_send_lets_the_message_finish_and_a_restart_sends_each_exactly_once(
+    mail_app, flaky_smtp, start_worker
+):
+    """systemd's stop: SIGTERM while the relay is still taking a message. The worker waits
+    for the relay's reply, records it, gives its other claimed rows back and exits; the next
+    worker sends the rest. No message is lost or doubled."""
+    handler, port = flaky_smtp
+    handler.delay = 0.3  # the relay takes its time over each message
+    addresses = [f"person{n}@example.org" for n in range(12)]
+    add_contacts(mail_app, addresses)
+    announcement_id = _announce(mail_app)
+    # The long-running worker, as its service runs it (not --until-idle).
+    worker = subprocess.Popen(
+        [FLASK, "--app", "wsgi", "worker", "--concurrency", "2", "--batch-size", "5"],
+        cwd=ROOT,
+        env=subprocess_environment(
+            mail_app, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), DELIVERY_RETRY_BASE_SECONDS="0"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    in_flight: list[str] = []
+
+    def stop_during_the_fourth(recipient: str) -> None:
+        in_flight.append(recipient)
+        if len(in_flight) == 4:
+            os.kill(worker.pid, signal.SIGTERM)
+
+    handler.on_data = stop_during_the_fourth
+    try:
+        output = _wait(worker, timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    handler.on_data = None
+
+    assert "Worker finished" in output
+    stopped = _statuses(mail_app, announcement_id)
+    assert stopped.get("sending", 0) == 0, stopped  # claimed rows went back to the queue
+    accepted = handler.recipients()
+    assert in_flight[3] in accepted  # the message in flight at SIGTERM was finished
+    assert stopped["sent"] == sum(accepted.values()) < len(addresses)  # each one recorded
+
+    _wait(start_worker())
+
+    assert handler.recipients() == {address: 1 for address in addresses}
+    final = _statuses(mail_app, announcement_id)
+    assert final["sent"] == len(addresses) and final.get("queued", 0) == 0

@@ -1,0 +1,2 @@
+"""Running the app on a server: `flask doctor`, `flask backup` and `flask restore`, JSON logs
+and the /metrics endpoint."""
