@@ -6,6 +6,9 @@ each choice.
 """
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 
 def _int(name: str, default: int) -> int:
@@ -43,12 +46,31 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
 # nginx opens a new connection per request by default; a short keep-alive is enough.
 keepalive = 5
 
-# One line per request on standard output (the journal under systemd), with the client's
-# address as the proxy reported it: %(h)s is always the proxy itself.
+# One line per request on standard output (the journal under systemd). %(h)s is the client's
+# address as the app sees it (ProxyFix rewrites it when TRUSTED_PROXY_COUNT trusts a proxy);
+# forwarded-for shows the header as the proxy sent it.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = (
     '%(h)s forwarded-for="%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 )
+
+# The links mailed to people carry secret tokens in their paths (/confirm/<token>,
+# /preferences/<token>, ...; staff's import pages too), and a preference link never expires:
+# whoever reads a log must not be able to use them.
+_TOKEN_IN_PATH = re.compile(r"(/(?:confirm|preferences|unsubscribe|imports)/)[^/?\s]+")
+
+
+class TokenHidingLogger(Logger):
+    """gunicorn's logger, with the tokens of emailed links cut out of access log lines."""
+
+    def atoms(self, resp, req, environ: dict, request_time) -> dict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "U"):
+            atoms[name] = _TOKEN_IN_PATH.sub(r"\1<token>", atoms[name] or "")
+        return atoms
+
+
+logger_class = TokenHidingLogger
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

@@ -185,6 +185,20 @@ def test_a_request_in_flight_when_gunicorn_is_stopped_completes(app):
     assert len(outbox_messages(app)) == 1
 
 
+def test_the_access_log_holds_no_token_of_an_emailed_link(app, tmp_path):
+    access_log = tmp_path / "access.log"
+    with gunicorn(app, GUNICORN_ACCESS_LOG=str(access_log)) as (port, _):
+        client = Client(port)
+        client.request("POST", "/signup", signup_body(app, client))
+        (confirmation,) = outbox_messages(app)
+        path = re.search(rf"https://{PUBLIC_HOST}(/confirm/\S+)", text_body(confirmation))[1]
+        assert client.request("GET", path).status == 200
+    log = access_log.read_text()
+    token = path.removeprefix("/confirm/")
+    assert '"GET /confirm/<token> HTTP/1.1" 200' in log
+    assert token not in log
+
+
 def test_gunicorn_settings_follow_the_cpus_and_the_environment(monkeypatch):
     def settings(**environment: str) -> dict:
         for name in ("WEB_CONCURRENCY", "TRUSTED_PROXY_COUNT", "FORWARDED_ALLOW_IPS"):
