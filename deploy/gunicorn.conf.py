@@ -45,6 +45,9 @@ timeout = _int("GUNICORN_TIMEOUT", 120)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
 # nginx opens a new connection per request by default; a short keep-alive is enough.
 keepalive = 5
+# No control socket (gunicorn 25.1+ opens one in $HOME/.gunicorn by default, shared by every
+# gunicorn of the same user): the services are driven by signals (systemctl reload/stop).
+control_socket_disable = True
 
 # One line per request on standard output (the journal under systemd). %(h)s is the client's
 # address as the app sees it (ProxyFix rewrites it when TRUSTED_PROXY_COUNT trusts a proxy);
