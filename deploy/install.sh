@@ -110,7 +110,7 @@ set_setting() { # write $1=$2 into the settings file, replacing an earlier line
   esac
   if grep -q "^$name=" "$ENV_FILE"; then
     local rest
-    rest=$(grep -v "^$name=" "$ENV_FILE")
+    rest=$(grep -v "^$name=" "$ENV_FILE" || true)
     printf '%s\n%s=%s\n' "$rest" "$name" "$value" >"$ENV_FILE"
   else
     printf '%s=%s\n' "$name" "$value" >>"$ENV_FILE"
