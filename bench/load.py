@@ -7,10 +7,10 @@ worker sends an announcement.
 In a schema of its own in that database (dropped at the end) it builds a directory of
 `--contacts` demo contacts, starts gunicorn with deploy/gunicorn.conf.py (production settings,
 TRUSTED_PROXY_COUNT=1 as behind nginx) and `flask worker --rate` sending an announcement to
-every active contact through a local SMTP sink (aiosmtpd), then runs locust headless
-(bench/load_users.py) with `--users` visitors for `--seconds`. Sign-up confirmations go
-through the same sink. Prints a Markdown table per page and the totals; the 5xx count is read
-from gunicorn's own access log, not from the client.
+every active contact through a local SMTP sink (aiosmtpd), warms every page up, then runs
+locust headless (bench/load_users.py) with `--users` visitors for `--seconds`. Sign-up
+confirmations go through the same sink. Prints a Markdown table per page and the totals;
+the 5xx count is read from gunicorn's own access log, not from the client.
 """
 
 import argparse
@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -73,6 +74,16 @@ def wait_until_serving(address: str) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit("gunicorn did not answer")
+
+
+def warm_up(address: str) -> None:
+    """Every page a few times per gunicorn worker, as on a server that has been up a while:
+    each worker compiles its templates and loads the catalogues on first use."""
+    pages = ["/", "/?lang=fr", "/?lang=ru", "/privacy", "/signup", "/announcements"]
+    pages.append("/announcements/feed.atom")
+    with ThreadPoolExecutor(8) as pool:
+        for _ in pool.map(lambda path: urllib.request.urlopen(address + path).read(), pages * 20):
+            pass
 
 
 def sent(environment: dict, announcement: int) -> int:
@@ -145,6 +156,7 @@ def main() -> None:
                 )
             )
             wait_until_serving(address)
+            warm_up(address)
             worker = [FLASK, "--app", "wsgi", "worker", "--quiet", "--rate", str(arguments.rate)]
             processes.append(subprocess.Popen(worker, cwd=ROOT, env=environment))
             flask(environment, "announcements", "send", str(announcement))
