@@ -39,7 +39,7 @@ class Visitor(HttpUser):
     @task(3)
     def landing_page(self) -> None:
         self._get("/")
-        self._get("/?lang=fr", "/?lang=xx")
+        self._get("/?lang=fr")
 
     @task(2)
     def privacy_notice(self) -> None:
