@@ -22,6 +22,7 @@ import email
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,27 +58,42 @@ def flask(*arguments: str) -> str:
 
 
 class Site:
-    """The installed web application, reached as nginx reaches it: on gunicorn's loopback
-    address, with the X-Forwarded-* headers of one proxy in front (TRUSTED_PROXY_COUNT=1)."""
+    """The installed web application, as a browser reaches it: at BASE_URL, through the proxy,
+    when this machine can open it (install.sh with JEG_NGINX=1, as in CI). Otherwise on
+    gunicorn's loopback address, with the X-Forwarded-* headers of the one proxy that
+    TRUSTED_PROXY_COUNT=1 says is in front, as nginx would send them."""
 
     def __init__(self, config: dict[str, str]) -> None:
-        self.address = "http://" + config["GUNICORN_BIND"]
         self.public = config["BASE_URL"]
+        self.tls = ssl.create_default_context(cafile=config.get("SSL_CERT_FILE") or None)
         self.cookies: dict[str, str] = {}
+        self.forged: dict[str, str] = {}
+        self.address = self.public
+        try:
+            urllib.request.urlopen(f"{self.public}/healthz", timeout=10, context=self.tls)
+            print(f"the installed service is reached through the proxy at {self.public}")
+        except OSError as error:
+            public = urlsplit(self.public)
+            self.address = "http://" + config["GUNICORN_BIND"]
+            self.forged = {
+                "X-Forwarded-For": "192.0.2.14",
+                "X-Forwarded-Proto": public.scheme,
+                "X-Forwarded-Host": public.netloc,
+            }
+            print(f"{self.public} cannot be opened here ({error}): posing as the proxy")
 
     def request(self, path: str, form: dict | None = None) -> tuple[int, str, str]:
         """Status, Location header and text of one request (redirects are not followed)."""
-        public = urlsplit(self.public)
         headers = {
-            "X-Forwarded-For": "192.0.2.14",
-            "X-Forwarded-Proto": public.scheme,
-            "X-Forwarded-Host": public.netloc,
+            **self.forged,
             "Referer": self.public + path,
             "Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items()),
         }
         data = urlencode(form, doseq=True).encode() if form is not None else None
         request = urllib.request.Request(self.address + path, data=data, headers=headers)
-        opener = urllib.request.build_opener(_NoRedirects)
+        opener = urllib.request.build_opener(
+            _NoRedirects, urllib.request.HTTPSHandler(context=self.tls)
+        )
         try:
             with opener.open(request, timeout=30) as response:
                 status, answer = response.status, response

@@ -26,12 +26,18 @@
 #   JEG_DB_NAME   jeg_contacts              PostgreSQL database created on this host ...
 #   JEG_DB_USER   jeg_contacts              ... and its role (password generated, kept)
 #   JEG_INSTALL_PACKAGES  1                 0: do not apt-get (the packages are there)
+#   JEG_NGINX     0                         1: also install nginx with deploy/nginx/jeg-contacts.conf
+#   JEG_SERVER_NAME  BASE_URL's host        the site's name (JEG_NGINX=1)
+#   JEG_TLS_CERT, JEG_TLS_KEY               its certificate and key (JEG_NGINX=1; default: the
+#                                           files certbot makes for JEG_SERVER_NAME)
 # and these app settings, written into the settings file when given, kept from it otherwise
 # (README's configuration table says what each means):
 #   BASE_URL (first run: https://<this host's name>), DATABASE_URL (given: no local database
 #   is created), MAIL_FROM, SMTP_HOST, SMTP_PORT, SMTP_SECURITY, SMTP_USERNAME, SMTP_PASSWORD,
 #   SMTP_CA_FILE, SMTP_ALLOW_PLAINTEXT_AUTH, TRUSTED_PROXY_COUNT (first run: 1, nginx),
-#   WEB_CONCURRENCY (gunicorn workers), WORKER_ARGS (e.g. "--concurrency 2 --rate 5").
+#   WEB_CONCURRENCY (gunicorn workers), WORKER_ARGS (e.g. "--concurrency 2 --rate 5"), and
+#   JEG_SSL_CERT_FILE, written as SSL_CERT_FILE: a CA bundle the app trusts instead of the
+#   system's (a private CA; not SSL_CERT_FILE itself, which many shells already set).
 # docs/deployment.md has the whole story.
 set -euo pipefail
 # The system's Python (the package installed below), never one of root's own, which the
@@ -46,6 +52,7 @@ JEG_USER=${JEG_USER:-jeg-contacts}
 JEG_DB_NAME=${JEG_DB_NAME:-jeg_contacts}
 JEG_DB_USER=${JEG_DB_USER:-jeg_contacts}
 JEG_INSTALL_PACKAGES=${JEG_INSTALL_PACKAGES:-1}
+JEG_NGINX=${JEG_NGINX:-0}
 APP_SETTINGS=(BASE_URL DATABASE_URL MAIL_FROM SMTP_HOST SMTP_PORT SMTP_SECURITY SMTP_USERNAME
   SMTP_PASSWORD SMTP_CA_FILE SMTP_ALLOW_PLAINTEXT_AUTH TRUSTED_PROXY_COUNT WEB_CONCURRENCY
   WORKER_ARGS)
@@ -67,6 +74,7 @@ systemd_running() { [ -d /run/systemd/system ]; }
 
 install_packages() {
   local wanted=(python3 python3-venv postgresql ca-certificates) missing=() package
+  [ "$JEG_NGINX" != 1 ] || wanted+=(nginx)
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$package")
@@ -150,6 +158,7 @@ EOF
       set_setting "$name" "${!name}"
     fi
   done
+  [ -z "${JEG_SSL_CERT_FILE+set}" ] || set_setting SSL_CERT_FILE "$JEG_SSL_CERT_FILE"
   chown root:"$JEG_USER" "$ENV_FILE"
   chmod 0640 "$ENV_FILE"
 }
@@ -318,6 +327,38 @@ EOF
   fail "the web application does not answer on $bind (see the log)"
 }
 
+# --- nginx (JEG_NGINX=1) ---------------------------------------------------------------------
+
+install_site() { # deploy/nginx/jeg-contacts.conf with this server's name, certificate and port
+  local name=${JEG_SERVER_NAME:-}
+  if [ -z "$name" ]; then
+    name=$(setting BASE_URL)
+    name=${name#*://}
+    name=${name%%/*}
+    name=${name%%:*}
+  fi
+  local cert=${JEG_TLS_CERT:-/etc/letsencrypt/live/$name/fullchain.pem}
+  local key=${JEG_TLS_KEY:-/etc/letsencrypt/live/$name/privkey.pem}
+  [ -f "$cert" ] && [ -f "$key" ] || fail "no TLS certificate for $name: get one first" \
+    "(certbot certonly --standalone -d $name) or give JEG_TLS_CERT and JEG_TLS_KEY"
+  say "Installing the nginx site for $name"
+  sed -e "s|/etc/letsencrypt/live/contacts.example.org/fullchain.pem|$cert|" \
+    -e "s|/etc/letsencrypt/live/contacts.example.org/privkey.pem|$key|" \
+    -e "s|contacts.example.org|$name|g" \
+    -e "s|http://127.0.0.1:8000|http://$(setting GUNICORN_BIND)|" \
+    "$APP/deploy/nginx/jeg-contacts.conf" >/etc/nginx/sites-available/jeg-contacts
+  ln -sf ../sites-available/jeg-contacts /etc/nginx/sites-enabled/jeg-contacts
+  nginx -t -q
+  if systemd_running; then
+    systemctl enable nginx >/dev/null 2>&1
+    systemctl reload-or-restart nginx
+  elif [ -f /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+    nginx -s reload
+  else
+    nginx
+  fi
+}
+
 # --- the run ----------------------------------------------------------------------------------
 
 main() {
@@ -353,6 +394,7 @@ main() {
   start_service web
   start_service worker
   wait_for_web
+  [ "$JEG_NGINX" != 1 ] || install_site
   say "jeg-contacts is $([ -n "$upgrade" ] && echo upgraded || echo installed), serving on" \
     "http://$(setting GUNICORN_BIND)"
   if "$JEG_PREFIX/bin/jeg-contacts" users list | grep -q "^No staff accounts"; then
