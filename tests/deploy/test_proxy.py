@@ -173,7 +173,7 @@ def test_a_request_in_flight_when_gunicorn_is_stopped_completes(app):
                 ).encode()
                 + body[:20]
             )
-            time.sleep(0.5)  # a worker is now reading the body
+            time.sleep(2)  # a worker has taken the connection and is reading the body
             server.send_signal(signal.SIGTERM)
             time.sleep(1)
             connection.sendall(body[20:])
