@@ -52,7 +52,8 @@ control_socket_disable = True
 # One line per request on standard output (the journal under systemd). %(h)s is the client's
 # address as the app sees it (ProxyFix rewrites it when TRUSTED_PROXY_COUNT trusts a proxy);
 # forwarded-for shows the header as the proxy sent it.
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# GUNICORN_ACCESS_LOG= (empty) turns it off, e.g. when LOG_FORMAT=json logs each request.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 access_log_format = (
     '%(h)s forwarded-for="%({x-forwarded-for}i)s" %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 )
