@@ -191,6 +191,8 @@ class ReadyMessage:
     message_id: str
     raw: bytes  # CRLF line ends, as the outbox stores it
     data: bytes  # the DATA payload: dot-stuffed and terminated, as smtplib's `data()` sends it
+    eight_bit: bool = False  # bytes over 127 anywhere: the relay must take BODY=8BITMIME
+    utf8_headers: bool = False  # raw UTF-8 in the header block: the relay must take SMTPUTF8
 
     @classmethod
     def checked(cls, raw: bytes, header_names: Iterable[str], message_id: str) -> "ReadyMessage":
@@ -200,7 +202,8 @@ class ReadyMessage:
         data = _LEADING_DOT.sub(b"..", raw)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        return cls(message_id, raw, data + b".\r\n")
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        return cls(message_id, raw, data + b".\r\n", not raw.isascii(), not head.isascii())
 
 
 def ready(message: EmailMessage) -> ReadyMessage:
