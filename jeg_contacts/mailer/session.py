@@ -193,9 +193,11 @@ class ClosingSession:
 class SmtpSession(ClosingSession):
     """A connection to the relay, opened at the first message and reused for the next ones.
 
-    Any error of a send is raised as smtplib raises it (every one is an OSError). A reply of
-    421 or a broken connection also ends the session's connection: the next send opens a new
-    one. Use in an app context; close() (or a `with` block) ends it politely."""
+    Any error of a send is raised as smtplib raises it (every one is an OSError), and a
+    problem with the relay itself (login, TLS) as RelayProblem. A reply of 421 or a broken
+    connection also ends the session's connection: the next send opens a new one, as does
+    the send after SMTP_MAX_PER_CONNECTION messages (the old one ended with QUIT). Use in an
+    app context; close() (or a `with` block) ends it politely."""
 
     def __init__(self) -> None:
         self.envelope_from = sender_addr_spec()

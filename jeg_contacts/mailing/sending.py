@@ -151,8 +151,15 @@ class Sender:
         """Pause the send for a relay problem, before its rows go back to the queue (so no
         other thread claims them meanwhile)."""
         with self.queue.writing:
-            relay.pause_for_relay_problem(announcement_id, verdict.reason, verdict.reply)
+            paused = relay.pause_for_relay_problem(announcement_id, verdict.reason, verdict.reply)
             db.session.commit()
+        if paused:
+            self.app.logger.warning(
+                "announcement %d paused: mail relay problem (%s): %s",
+                announcement_id,
+                verdict.reason,
+                verdict.reply,
+            )
         self._status_checked[announcement_id] = (AnnouncementStatus.PAUSED, time.monotonic())
 
     def _still_sending(self, announcement_id: int) -> bool:
