@@ -137,6 +137,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "SMTP_PORT": _env_int("SMTP_PORT", default_port),
         **_smtp_settings(smtp_security),
         "SMTP_TIMEOUT": _env_int("SMTP_TIMEOUT", 30),
+        # Relays limit the messages of one connection (Exchange, hosted relays); 0: no limit.
+        "SMTP_MAX_PER_CONNECTION": max(0, _env_int("SMTP_MAX_PER_CONNECTION", 100)),
         "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(instance_path / "outbox")),
         "CONFIRM_LINK_MAX_AGE_DAYS": _env_int("CONFIRM_LINK_MAX_AGE_DAYS", 7),
         "EMAILS_PER_ADDRESS_PER_DAY": _env_int("EMAILS_PER_ADDRESS_PER_DAY", 3),

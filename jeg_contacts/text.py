@@ -46,7 +46,20 @@ def _email_candidate(raw: str) -> str:
     return candidate
 
 
-def _invalid_email() -> ValidationFailed:
+def _invalid_email(candidate: str) -> ValidationFailed:
+    local = candidate.rpartition("@")[0]
+    if local and not local.isascii():
+        # Such an address needs SMTPUTF8 at every mail server on its way, and many do not
+        # offer it: a message to it could be lost without anyone knowing. The domain may be
+        # in any script (it is stored and sent in its ASCII, IDNA form).
+        return ValidationFailed(
+            "email",
+            _(
+                "Mail servers do not all accept letters such as ä, é or я before the @-sign. "
+                "Give an address with only unaccented Latin letters, digits and . _ - + "
+                "before the @-sign (after it, any script is fine)."
+            ),
+        )
     return ValidationFailed("email", _("Enter a valid email address, like name@example.org."))
 
 
@@ -60,7 +73,7 @@ def normalise_email(raw: str) -> str:
             allow_smtputf8=False,
         )
     except EmailNotValidError:
-        raise _invalid_email() from None
+        raise _invalid_email(candidate) from None
     return result.ascii_email
 
 
@@ -93,7 +106,7 @@ class EmailNormaliser:
         try:
             return self.ascii_email(candidate)
         except EmailNotValidError:
-            raise _invalid_email() from None
+            raise _invalid_email(candidate) from None
 
     def ascii_email(self, candidate: str) -> str | None:
         """validate_email(candidate, allow_smtputf8=False).ascii_email, or its error."""

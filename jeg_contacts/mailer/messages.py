@@ -85,8 +85,27 @@ def address_lines(header: str, display_name: str, addr_spec: str) -> list[str]:
     words = name.split(" ") if name else []
     if not all(_ATEXT_WORD.fullmatch(word) for word in words):
         words = _encoded_words(name)
+    return _folded(header, [*words, f"<{addr_spec}>" if words else addr_spec])
+
+
+def text_header_lines(header: str, value: str) -> list[str]:
+    """The lines of a text header such as Subject (`header`: its name) as written on the
+    wire: every line within 76 characters and every encoded word within RFC 2047's 75.
+
+    ASCII words that fit a line go as they are; any other text as encoded words (Python's
+    own folding puts the first encoded word after the header's name past 78 characters)."""
+    text = clean_header_text(value)
+    words = text.split(" ") if text else []
+    if not text.isascii() or not all(len(word) <= 60 for word in words):
+        words = _encoded_words(text)
+    return _folded(header, words)
+
+
+def _folded(header: str, tokens: list[str]) -> list[str]:
+    """`tokens` after `header`'s name, a space between each, a new line where one would pass
+    the line length (a token is never cut)."""
     lines = [f"{header}:"]
-    for token in [*words, f"<{addr_spec}>" if words else addr_spec]:
+    for token in tokens:
         if len(lines[-1]) + 1 + len(token) > _LINE_LENGTH and lines[-1].strip() != f"{header}:":
             lines.append("")
         lines[-1] += " " + token
@@ -94,8 +113,8 @@ def address_lines(header: str, display_name: str, addr_spec: str) -> list[str]:
 
 
 class _Prefolded:
-    """A header object written exactly as `address_lines` folded it (the email package's
-    EmailPolicy calls `fold` on any header object it is given)."""
+    """A header object written exactly as `address_lines` or `text_header_lines` folded it
+    (the email package's EmailPolicy calls `fold` on any header object it is given)."""
 
     lines: list[str]
 
@@ -108,10 +127,9 @@ def _prefolded_header_class(header: str) -> type[BaseHeader]:
     return type(f"Prefolded{header}Header", (_Prefolded, policy.SMTP.header_factory[header]), {})
 
 
-def _address_header(header: str, display_name: str, addr_spec: str) -> BaseHeader:
-    """An address header for EmailMessage: parsed like any other (`.addresses`), written as
-    `address_lines` folded it."""
-    lines = address_lines(header, display_name, addr_spec)
+def _prefolded(header: str, lines: list[str]) -> BaseHeader:
+    """A header for EmailMessage: parsed like any other (`.addresses` of an address header),
+    written as `lines` have it."""
     value = " ".join(line.strip() for line in lines)[len(header) + 1 :].strip()
     prefolded = _prefolded_header_class(header)(header, value)
     prefolded.lines = lines
@@ -144,9 +162,9 @@ def build_message(
     MessageBuildError if it cannot be written safely."""
     try:
         message = EmailMessage(policy=policy.SMTP)
-        message["Subject"] = clean_header_text(subject)
-        message["From"] = _address_header("From", *_sender())
-        message["To"] = _address_header("To", to_name, to_email)
+        message["Subject"] = _prefolded("Subject", text_header_lines("Subject", subject))
+        message["From"] = _prefolded("From", address_lines("From", *_sender()))
+        message["To"] = _prefolded("To", address_lines("To", to_name, to_email))
         message["Date"] = format_datetime(utcnow())
         message["Message-ID"] = make_msgid(domain=_message_id_domain())
         for name, value in (extra_headers or {}).items():
@@ -191,6 +209,8 @@ class ReadyMessage:
     message_id: str
     raw: bytes  # CRLF line ends, as the outbox stores it
     data: bytes  # the DATA payload: dot-stuffed and terminated, as smtplib's `data()` sends it
+    eight_bit: bool = False  # bytes over 127 anywhere: the relay must take BODY=8BITMIME
+    utf8_headers: bool = False  # raw UTF-8 in the header block: the relay must take SMTPUTF8
 
     @classmethod
     def checked(cls, raw: bytes, header_names: Iterable[str], message_id: str) -> "ReadyMessage":
@@ -200,7 +220,8 @@ class ReadyMessage:
         data = _LEADING_DOT.sub(b"..", raw)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        return cls(message_id, raw, data + b".\r\n")
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        return cls(message_id, raw, data + b".\r\n", not raw.isascii(), not head.isascii())
 
 
 def ready(message: EmailMessage) -> ReadyMessage:

@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import Blueprint, abort
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -19,7 +20,7 @@ from jeg_contacts.countries import country_groups
 from jeg_contacts.errors import ValidationFailed
 from jeg_contacts.extensions import MAX_ID, db
 from jeg_contacts.i18n import LANGUAGE_NAMES
-from jeg_contacts.mailing import tracking
+from jeg_contacts.mailing import relay, tracking
 from jeg_contacts.mailing.forms import (
     KIND_LABELS,
     LANGUAGE_LABELS,
@@ -149,6 +150,16 @@ def progress_data(announcement: Announcement, progress: tracking.Progress) -> di
     elif announcement.status is AnnouncementStatus.PAUSED:
         eta_text = "Paused: nothing is sent until it is resumed."
     warning = ""
+    if announcement.status is AnnouncementStatus.PAUSED and announcement.paused_reason:
+        warning = (
+            relay.explain(announcement.paused_reason)
+            + " "
+            + _(
+                "Paused by the delivery worker at %(when)s UTC; the relay said: %(detail)s",
+                when=f"{announcement.paused_at:%Y-%m-%d %H:%M}" if announcement.paused_at else "?",
+                detail=announcement.paused_detail or "?",
+            )
+        )
     if (
         announcement.status in (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED)
         and progress.remaining

@@ -77,6 +77,12 @@ class Announcement(db.Model):
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the delivery worker paused the send because the mail relay itself failed
+    # (login refused, TLS): what failed (`mailer.session.RelayReason`), the relay's words,
+    # and when. Empty when staff paused it; cleared on resume.
+    paused_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    paused_detail: Mapped[str | None] = mapped_column(sa.String(500))
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     published: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.id", ondelete="SET NULL")

@@ -6,9 +6,9 @@ message with `EmailMessage` costs about 1.6 ms, a ceiling of ~600 msg/s)."""
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import format_datetime, make_msgid, parseaddr
 from html import escape
 
@@ -17,7 +17,12 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from jeg_contacts.extensions import utcnow
-from jeg_contacts.mailer.messages import ReadyMessage, address_lines, clean_header_text
+from jeg_contacts.mailer.messages import (
+    ReadyMessage,
+    address_lines,
+    clean_header_text,
+    text_header_lines,
+)
 
 PLACEHOLDERS = ("given_name", "family_name", "organisation")
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + "|".join(PLACEHOLDERS) + r")\s*\}\}")
@@ -191,11 +196,18 @@ class LanguageVersion:
     html: str
 
 
-def _encoded_header(value: str) -> str:
-    value = clean_header_text(value)
-    if value.isascii():
-        return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+@functools.lru_cache(maxsize=64)
+def _subject_header(subject: str) -> str:
+    # The same for every recipient of a language version: encoded and folded once.
+    return "\r\n".join(text_header_lines("Subject", subject))
+
+
+def _url_header(header: str, url: str) -> str:
+    """A header whose value is one link in angle brackets (List-Unsubscribe): a link cannot
+    be folded, so a long one starts on its own line, within 78 characters when it can be."""
+    value = f"<{clean_header_text(url)}>"
+    separator = " " if len(header) + 2 + len(value) <= 78 else "\r\n "
+    return f"{header}:{separator}{value}"
 
 
 def _transfer_encode(text: str) -> bytes:
@@ -231,11 +243,11 @@ class MessageFactory:
         headers = [
             f"From: {self.sender}",
             "\r\n".join(address_lines("To", display_name, recipient.email)),
-            f"Subject: {_encoded_header(version.subject)}",
+            _subject_header(version.subject),
             f"Date: {format_datetime(utcnow())}",
             f"Message-ID: {message_id}",
             f"List-Id: {self.list_id}",
-            f"List-Unsubscribe: <{clean_header_text(recipient.unsubscribe_url)}>",
+            _url_header("List-Unsubscribe", recipient.unsubscribe_url),
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{boundary}"',

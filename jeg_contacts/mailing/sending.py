@@ -11,8 +11,8 @@ from flask import Flask
 
 from jeg_contacts.extensions import db
 from jeg_contacts.mailer.messages import MessageBuildError, ReadyMessage
-from jeg_contacts.mailing import queue
-from jeg_contacts.mailing.channels import Channel, Result, open_channel
+from jeg_contacts.mailing import queue, relay
+from jeg_contacts.mailing.channels import Channel, Result, Verdict, open_channel
 from jeg_contacts.mailing.models import AnnouncementStatus
 from jeg_contacts.mailing.preparation import Job, Preparation
 from jeg_contacts.mailing.queue import DeliveryQueue, Outcome, OutcomeLog
@@ -110,7 +110,12 @@ class Sender:
             if isinstance(message, MessageBuildError):
                 log.failed(job.delivery_id, f"message not built: {message}")
                 continue
-            self._deliver(job, message, log, channel, functools.partial(build, following))
+            if not self._deliver(job, message, log, channel, functools.partial(build, following)):
+                # The relay failed, not this recipient: the rest of the batch, this one
+                # included, goes back to the queue without an attempt counted.
+                log.flush()
+                self.queue.release([j.delivery_id for j in jobs[position:]])
+                break
         log.flush()
 
     def _deliver(
@@ -120,10 +125,11 @@ class Sender:
         log: OutcomeLog,
         channel: Channel,
         while_in_flight: Callable[[], None],
-    ) -> None:
+    ) -> bool:
+        """Send one message and note its outcome; False when the send was paused instead."""
         if job.recipient is None or message is None:
             log.skipped(job.delivery_id, "contact no longer active")
-            return
+            return True
         self.rate.wait()
         # The earlier outcomes are committed before this message can reach anyone: a crash
         # leaves at most this one message sent but not recorded.
@@ -134,8 +140,27 @@ class Sender:
             log.sent(job.delivery_id, verdict.reply, message.message_id)
         elif verdict.result is Result.RETRY:
             log.retry(job.delivery_id, job.attempts, verdict.reply)
+        elif verdict.result is Result.PAUSE:
+            self._pause(job.announcement_id, verdict)
+            return False
         else:
             log.failed(job.delivery_id, verdict.reply)
+        return True
+
+    def _pause(self, announcement_id: int, verdict: Verdict) -> None:
+        """Pause the send for a relay problem, before its rows go back to the queue (so no
+        other thread claims them meanwhile)."""
+        with self.queue.writing:
+            paused = relay.pause_for_relay_problem(announcement_id, verdict.reason, verdict.reply)
+            db.session.commit()
+        if paused:
+            self.app.logger.warning(
+                "announcement %d paused: mail relay problem (%s): %s",
+                announcement_id,
+                verdict.reason,
+                verdict.reply,
+            )
+        self._status_checked[announcement_id] = (AnnouncementStatus.PAUSED, time.monotonic())
 
     def _still_sending(self, announcement_id: int) -> bool:
         """Whether the announcement is still being sent (looked up at most once a second, so

@@ -127,6 +127,8 @@ def pause(announcement: Announcement, by: Actor | None = None) -> None:
     if announcement.status not in (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED):
         raise ValidationFailed("status", "Only a sending or scheduled announcement can be paused.")
     announcement.status = AnnouncementStatus.PAUSED
+    announcement.paused_reason = announcement.paused_detail = None
+    announcement.paused_at = utcnow()
     record_action(announcement, "paused", f"Paused: “{announcement.subject_en}”", by=by)
 
 
@@ -135,6 +137,8 @@ def resume(announcement: Announcement, by: Actor | None = None) -> None:
     if announcement.status is not AnnouncementStatus.PAUSED:
         raise ValidationFailed("status", "Only a paused announcement can be resumed.")
     record_action(announcement, "resumed", f"Resumed: “{announcement.subject_en}”", by=by)
+    # A relay problem is over as far as staff know: the worker tries the relay again.
+    announcement.paused_reason = announcement.paused_detail = announcement.paused_at = None
     scheduled = announcement.scheduled_at
     if announcement.started_at is None and scheduled is not None and scheduled > utcnow():
         # Paused before its time came: it waits for its time again.

@@ -1,7 +1,9 @@
 """Building and serialising messages: structure, international text, header injection."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -195,3 +197,65 @@ def test_serialise_refuses_a_display_name_that_bypassed_cleaning() -> None:
 
     with pytest.raises(HeaderInjectionError):
         serialise(message)
+
+
+# -- header lengths (RFC 5322: lines within 78; RFC 2047: encoded words within 75) ----------
+
+LONG_SUBJECTS = [
+    "Приглашение на семинар Совместной группы экспертов по водным ресурсам и промышленным "
+    "авариям: безопасность хвостохранилищ и плотин в бассейнах трансграничных рек",
+    "Invitation à l’atelier du Groupe commun d’experts sur l’eau et les accidents "  # noqa: RUF001
+    "industriels : sécurité des barrages et des installations de stockage de résidus",
+    "Joint Expert Group workshop on the safety of tailings management facilities and dams "
+    "in transboundary river basins, with a word far too long to fit on any header line: "
+    + "x"
+    * 90,
+    "Ébauche",
+    "Short",
+]
+LONG_NAMES = [
+    ("Александра Константиновна", "Преображенская-Рождественская"),
+    ("Marie-Françoise-Geneviève", "de La Tour d’Auvergne-Lauraguais"),  # noqa: RUF001
+    ("Zoë", "Müller"),
+]
+_ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def assert_header_lines_within_limits(raw: bytes) -> EmailMessage:
+    """Every line of `raw`'s header block within 78 characters and every encoded word in it
+    within 75; `raw` parsed."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        assert len(line) <= 78, line
+        for word in _ENCODED_WORD.findall(line):
+            assert len(word) <= 75, word
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+@pytest.mark.parametrize("subject", LONG_SUBJECTS)
+@pytest.mark.parametrize(("given", "family"), LONG_NAMES)
+def test_long_subjects_and_names_stay_within_the_header_limits(
+    app: Flask, subject: str, given: str, family: str
+) -> None:
+    with app.app_context():
+        raw = serialise(
+            build_message(
+                to_email="zoe@example.org",
+                to_name=f"{given} {family}",
+                subject=subject,
+                text="Body",
+                html="<p>Body</p>",
+            )
+        )
+
+    parsed = assert_header_lines_within_limits(raw)
+    assert rfc2047_text(raw, "Subject") == subject
+    assert rfc2047_text(raw, "To") == f"{given} {family} <zoe@example.org>"
+    assert parsed["To"].addresses[0].addr_spec == "zoe@example.org"
+
+
+def rfc2047_text(raw: bytes, header: str) -> str:
+    """A header's text as RFC 2047 reads it: the space between two encoded words is not
+    part of the text (Python 3.11's modern parser keeps it; email.header drops it)."""
+    value = BytesParser(policy=policy.compat32).parsebytes(raw)[header]
+    return str(make_header(decode_header(value)))

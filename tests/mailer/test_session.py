@@ -22,11 +22,18 @@ class CountingHandler:
 
     def __init__(self) -> None:
         self.connections = 0
+        self.quits = 0
         self.envelopes: list[list[str]] = []
+        self.mail_options: list[list[str]] = []
         self.contents: list[bytes] = []
         self.events: list[str] = []
         self.data_reply: str | None = None
         self.lock = threading.Lock()
+
+    async def handle_QUIT(self, server, session, envelope):
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         with self.lock:
@@ -46,6 +53,7 @@ class CountingHandler:
             reply, self.data_reply = self.data_reply, None
             if reply is None:
                 self.envelopes.append(list(envelope.rcpt_tos))
+                self.mail_options.append(list(envelope.mail_options))
                 self.contents.append(envelope.original_content)
         return reply or "250 2.0.0 queued as 1234"
 
@@ -54,7 +62,18 @@ class CountingHandler:
 def relay():
     handler = CountingHandler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def ascii_relay():
+    """A relay that does not offer SMTPUTF8 (most still do not)."""
+    handler = CountingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=False)
     controller.start()
     yield handler, port
     controller.stop()
@@ -66,13 +85,16 @@ def relay_app(tmp_path: Path, relay) -> Flask:
     return make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_TIMEOUT=5)
 
 
-def message(to_email: str = "zoe.mueller@example.org") -> ReadyMessage:
+def message(
+    to_email: str = "zoe.mueller@example.org",
+    text: str = "Confirm: http://jeg.test/confirm/abc\n.\n..dots at line starts",
+) -> ReadyMessage:
     return ready(
         build_message(
             to_email=to_email,
             to_name="Zoë Müller",
             subject="Please confirm",
-            text="Confirm: http://jeg.test/confirm/abc\n.\n..dots at line starts",
+            text=text,
             html="<p>Confirm</p>",
         )
     )
@@ -182,3 +204,71 @@ def test_without_a_relay_the_session_is_the_maildir_outbox(tmp_path: Path) -> No
     assert calls == ["before data", "while the server reads"]
     [stored] = outbox_messages(app)
     assert stored["To"].addresses[0].addr_spec == "zoe.mueller@example.org"
+
+
+def test_a_session_reuses_one_connection_and_ends_it_with_quit(relay_app: Flask, relay) -> None:
+    handler, _port = relay
+    with relay_app.app_context(), SmtpSession() as session:
+        for n in range(5):
+            session.send([f"person{n}@example.org"], message(f"person{n}@example.org"))
+
+    assert len(handler.envelopes) == 5
+    assert (handler.connections, handler.quits) == (1, 1)
+
+
+@pytest.mark.parametrize(("limit", "connections"), [(2, 3), (5, 1), (0, 1)])
+def test_smtp_max_per_connection_quits_and_reconnects_after_that_many_messages(
+    tmp_path: Path, relay, limit: int, connections: int
+) -> None:
+    handler, port = relay
+    app = make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_MAX_PER_CONNECTION=limit)
+    with app.app_context(), SmtpSession() as session:
+        for n in range(5):
+            session.send([f"person{n}@example.org"], message(f"person{n}@example.org"))
+
+    assert handler.envelopes == [[f"person{n}@example.org"] for n in range(5)]
+    # Every connection ended politely, the last one by the end of the session.
+    assert (handler.connections, handler.quits) == (connections, connections)
+
+
+def test_8bit_text_is_declared_as_body_8bitmime_and_arrives_intact(relay_app: Flask, relay) -> None:
+    handler, _port = relay
+    with relay_app.app_context(), SmtpSession() as session:
+        # Lines this short go as 8bit (longer ones as base64).
+        russian = message(text="Уважаемые коллеги,\nсеминар по плотинам.")  # noqa: RUF001
+        english = message(text="Dear colleagues, a workshop on dam safety.")
+        assert russian.eight_bit and not english.eight_bit
+        session.send(["zoe.mueller@example.org"], russian)
+        session.send(["zoe.mueller@example.org"], english)
+
+    assert handler.mail_options == [["BODY=8BITMIME"], []]
+    assert handler.contents[0].replace(b"\r\n", b"\n") == russian.raw.replace(b"\r\n", b"\n")
+
+
+def test_a_non_ascii_envelope_address_goes_with_smtputf8_when_the_relay_offers_it(
+    relay_app: Flask, relay
+) -> None:
+    handler, _port = relay
+    with relay_app.app_context(), SmtpSession() as session:
+        session.send(["zoë@example.org"], message())
+
+    assert handler.envelopes == [["zoë@example.org"]]
+    assert handler.mail_options == [["SMTPUTF8"]]
+
+
+def test_a_non_ascii_address_is_refused_clearly_by_a_relay_without_smtputf8(
+    tmp_path: Path, ascii_relay
+) -> None:
+    handler, port = ascii_relay
+    app = make_app(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=port)
+    with app.app_context(), SmtpSession() as session:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            session.send(["zoë@example.org"], message())
+        # The same connection still serves everyone else.
+        session.send(["zoe@example.org", "zoë@example.org"], message())
+
+    code, reply = refused.value.recipients["zoë@example.org"]
+    assert code == 553
+    assert b"SMTPUTF8" in reply
+    assert handler.envelopes == [["zoe@example.org"]]
+    assert handler.connections == 1

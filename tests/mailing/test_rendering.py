@@ -12,6 +12,12 @@ from jeg_contacts.mailing.rendering import (
     markdown_to_html,
     personalise,
 )
+from tests.mailer.test_messages import (
+    LONG_NAMES,
+    LONG_SUBJECTS,
+    assert_header_lines_within_limits,
+    rfc2047_text,
+)
 from tests.mailing.conftest import HtmlElements
 
 
@@ -195,3 +201,21 @@ def test_placeholders_survive_the_text_rendering():
 
     text = markdown_to_text("Dear {{ given_name }} of {{organisation}},\nhello")
     assert text == "Dear {{ given_name }} of {{organisation}},\nhello"
+
+
+@pytest.mark.parametrize("subject", LONG_SUBJECTS)
+@pytest.mark.parametrize(("given", "family"), LONG_NAMES)
+def test_announcement_headers_stay_within_the_line_and_encoded_word_limits(
+    subject: str, given: str, family: str
+) -> None:
+    unsubscribe = "https://contacts.jeg.example.org/unsubscribe/12345.Ab3dEf6hIj9kLm2nOp5qRs"
+    factory = MessageFactory.for_sender("JEG secretariat <jeg@unece.test>", "JEG <a.jeg.test>")
+    version = LanguageVersion(language="ru", subject=subject, text="Текст", html="<p>Текст</p>")
+    recipient = _recipient(given_name=given, family_name=family, unsubscribe_url=unsubscribe)
+    raw = factory.build(version, recipient).raw
+
+    message = assert_header_lines_within_limits(raw)
+    assert rfc2047_text(raw, "Subject") == subject
+    assert rfc2047_text(raw, "To") == f"{given} {family} <ivan@example.org>"
+    # A link cannot be folded: a long one starts its own line (the value keeps that space).
+    assert message["List-Unsubscribe"].strip() == f"<{unsubscribe}>"

@@ -73,7 +73,8 @@ def test_each_active_recipient_gets_one_message_in_their_language(mail_app, flak
         token = manage_token(contact)
         unsubscribe_url = external_url("signup.unsubscribe", token=token)
         preferences_url = external_url("signup.preferences", token=token)
-    assert english["List-Unsubscribe"] == f"<{unsubscribe_url}>"
+    # A link too long for one line starts the next one (RFC 2369 lets it fold).
+    assert english["List-Unsubscribe"].strip() == f"<{unsubscribe_url}>"
     assert english["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert english["List-Id"]
     assert english["Message-ID"]

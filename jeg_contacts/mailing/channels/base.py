@@ -13,6 +13,9 @@ class Result(StrEnum):
     SENT = "sent"
     RETRY = "retry"  # a temporary failure: try again after a backoff
     FAILED = "failed"  # a permanent failure
+    # The channel itself cannot be used (the relay refused our login, TLS failed): nobody's
+    # delivery failed; the send is paused until staff resume it.
+    PAUSE = "pause"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,7 @@ class Verdict:
 
     result: Result
     reply: str
+    reason: str = ""  # with PAUSE: what failed (a `mailer.session.RelayReason`)
 
 
 class Channel(Protocol):

@@ -4,6 +4,7 @@ import smtplib
 from collections.abc import Callable
 
 from jeg_contacts.mailer.messages import ReadyMessage
+from jeg_contacts.mailer.session import RelayProblem
 from jeg_contacts.mailer.transports import open_session
 from jeg_contacts.mailing.channels.base import Result, Verdict
 from jeg_contacts.mailing.rendering import Recipient
@@ -11,7 +12,8 @@ from jeg_contacts.mailing.rendering import Recipient
 
 class MailChannel:
     """One reused SMTP session (mailer's, as transactional mail uses), its errors turned
-    into verdicts: 4xx and broken connections are retried, other codes are failures."""
+    into verdicts: 4xx and broken connections are retried, other codes are failures, and a
+    problem with the relay itself (login, TLS) pauses the send."""
 
     def __init__(self) -> None:
         self._session = open_session()
@@ -31,6 +33,8 @@ class MailChannel:
                 before_data=before_handover,
                 while_server_reads=while_in_flight,
             )
+        except RelayProblem as problem:
+            return Verdict(Result.PAUSE, problem.detail, problem.reason)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = next(iter(error.recipients.values()))
             return _by_code(code, text)
