@@ -25,9 +25,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from jeg_contacts.config import MIN_PRODUCTION_SECRET_KEY_LENGTH
 from jeg_contacts.extensions import db, utcnow
 from jeg_contacts.mailer.messages import build_message, ready
-from jeg_contacts.mailer.session import PlaintextLoginRefused, connect_smtp
+from jeg_contacts.mailer.session import (
+    PlaintextLoginRefused,
+    RelayProblem,
+    RelayReason,
+    connect_smtp,
+)
 from jeg_contacts.mailer.transports import open_session
 from jeg_contacts.mailing.models import Worker
+from jeg_contacts.mailing.relay import sends_paused_by_relay
 
 # A key made as the README says (secrets.token_urlsafe(48)) has 64 characters, 40 or more of
 # them different; "changeme" repeated has 6. Fewer than this many different ones is a pattern.
@@ -241,10 +247,24 @@ def _relay_description() -> str:
     return f"{config['SMTP_HOST']}:{config['SMTP_PORT']} {security}{login}"
 
 
+# What to do about each kind of relay problem (mailer.session.RelayReason).
+_RELAY_ADVICE = {
+    RelayReason.LOGIN_REFUSED: "check SMTP_USERNAME and SMTP_PASSWORD",
+    RelayReason.TLS_FAILED: (
+        "check SMTP_SECURITY (starttls on port 587, tls on 465), SMTP_CA_FILE, and that "
+        "SMTP_HOST is a name the relay's certificate is made out to"
+    ),
+    RelayReason.PLAINTEXT_LOGIN_REFUSED: "set SMTP_SECURITY=starttls or tls",
+    RelayReason.NO_8BITMIME: "use a relay that accepts 8-bit messages (8BITMIME)",
+}
+
+
 def _relay_failure(error: Exception) -> str:
     """What a failed connection to the relay means, and what to do."""
     config = current_app.config
     where = f"{config['SMTP_HOST']}:{config['SMTP_PORT']}"
+    if isinstance(error, RelayProblem) and isinstance(error.__cause__, Exception):
+        error = error.__cause__  # the refused login or the TLS error itself, explained below
     if isinstance(error, smtplib.SMTPAuthenticationError):
         reply = error.smtp_error.decode(errors="replace") if error.smtp_error else ""
         return (
@@ -263,6 +283,8 @@ def _relay_failure(error: Exception) -> str:
         )
     if isinstance(error, PlaintextLoginRefused | smtplib.SMTPNotSupportedError):
         return f"{where}: {error}; check SMTP_SECURITY"
+    if isinstance(error, RelayProblem):
+        return f"{where}: {error.detail}; {_RELAY_ADVICE[error.reason]}"
     if isinstance(error, socket.gaierror):
         return f"the name {config['SMTP_HOST']} cannot be resolved ({error.strerror})"
     if isinstance(error, smtplib.SMTPResponseException):
@@ -299,6 +321,22 @@ def check_relay() -> Finding:
     return ok("relay", _relay_description())
 
 
+def check_sends_paused_by_relay() -> list[Finding]:
+    """Announcements the worker paused because the relay failed: they wait for staff."""
+    paused = sends_paused_by_relay()
+    if not paused:
+        return [ok("paused sends", "no send is paused for a relay problem")]
+    return [
+        problem(
+            "paused sends",
+            f"announcement #{pause.announcement_id} “{pause.subject}” has been paused since "
+            f"{pause.since:%Y-%m-%d %H:%M} UTC: {pause.explanation} (the relay said: "
+            f"{pause.detail})",
+        )
+        for pause in paused
+    ]
+
+
 def send_test_message(address: str) -> Finding:
     """Send one real message to `address` the way all mail goes (relay or outbox)."""
     text = (
@@ -328,6 +366,7 @@ CHECKS: list[Check] = [
     check_base_url_reachable,
     check_database,
     check_relay,
+    check_sends_paused_by_relay,
     check_bounce_mailbox,
     check_worker,
     check_disk,

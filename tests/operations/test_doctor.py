@@ -276,3 +276,27 @@ def test_low_free_disk_is_a_problem(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert level(result, "disk") == "PROBLEM"
     assert "free some space now" in lines(result, "disk")[0]
+
+
+def test_a_send_paused_for_a_relay_problem_is_a_problem_until_resumed(tmp_path):
+    from jeg_contacts.mailing.models import Announcement, AnnouncementStatus
+    from jeg_contacts.mailing.relay import pause_for_relay_problem
+
+    app = make_app(tmp_path)
+    stamp(app)
+    assert level(run_doctor(app), "paused sends") == "OK"
+    with app.app_context():
+        announcement = Announcement(
+            subject_en="Workshop in Almaty", body_en="Hello", status=AnnouncementStatus.SENDING
+        )
+        db.session.add(announcement)
+        db.session.flush()
+        pause_for_relay_problem(announcement.id, "login_refused", "535 5.7.8 Authentication failed")
+        db.session.commit()
+
+    result = run_doctor(app)
+
+    assert result.exit_code == 1
+    [line] = lines(result, "paused sends")
+    assert line.startswith("PROBLEM") and "“Workshop in Almaty”" in line
+    assert "refused this application's login" in line and "535 5.7.8" in line
