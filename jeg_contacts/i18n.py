@@ -1,6 +1,6 @@
 """Languages of the public pages and emails, and how a request's language is chosen."""
 
-from flask import g, request, session
+from flask import g, has_request_context, request, session
 from flask_babel import refresh
 
 LANGUAGES = ("en", "fr", "ru")
@@ -19,8 +19,9 @@ def remember_requested_language() -> None:
 def select_locale() -> str:
     """The contact's own choice, else `?lang=` (remembered), else Accept-Language.
 
-    The back office (/admin) is for the secretariat and is in English only."""
-    if request.path.startswith("/admin"):
+    The back office (/admin) is for the secretariat and is in English only, as are commands
+    and jobs (no request), which write for staff too."""
+    if not has_request_context() or request.path.startswith("/admin"):
         return "en"
     contact_language = g.get("contact_language")
     if contact_language in LANGUAGES:
